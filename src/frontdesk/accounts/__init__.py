@@ -1,0 +1,1 @@
+"""Workspaces, users, memberships with roles, teams and API tokens."""

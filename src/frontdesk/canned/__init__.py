@@ -1,0 +1,1 @@
+"""Canned responses: saved replies agents insert by typing `/shortcut` in the composer."""

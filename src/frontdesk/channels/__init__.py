@@ -1,0 +1,1 @@
+"""Channels: inboxes and one adapter per channel. Only code in here knows a protocol."""

@@ -1,0 +1,1 @@
+"""The API channel: any system pushes its customers' messages over HTTP."""

@@ -1,0 +1,148 @@
+"""Is this mail from a person? Automatic mail, by kind, so the caller can act per kind.
+
+Kinds (most specific first; the first that applies names the mail):
+
+- ``bounce``: a delivery status notification. Joins the conversation of the message it
+  reports on (and marks that message failed); never answered.
+- ``auto-replied``: an answer written by a machine for a person: out-of-office, vacation,
+  "we received your request", read receipts. Joins the conversation it answers; never
+  answered; opens a conversation (flagged automatic) only when it answers nothing of ours.
+- ``auto-generated``: a machine's own message: a monitoring alert, an order notice, a
+  no-reply sender. Opens conversations like a person's mail, but is never auto-answered.
+- ``list``: mail through a mailing list (List-Id, Precedence: list).
+- ``bulk``: newsletters and campaigns (Precedence: bulk/junk, List-Unsubscribe alone).
+
+`X-Auto-Response-Suppress` is deliberately NOT a sign of automatic mail: Outlook and
+Exchange-backed applications put `All`/`OOF` on mail that people write, and it is a request
+("do not auto-answer this"), not a statement about the sender. It sets
+`suppress_auto_reply` instead. Exchange's own out-of-office replies also carry
+`Auto-Submitted: auto-replied` and an "Automatic reply:" subject, which are recognised.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+AutomaticKind = Literal["auto-replied", "auto-generated", "bulk", "list", "bounce"]
+
+_ORDER: tuple[AutomaticKind, ...] = ("bounce", "auto-replied", "auto-generated", "list", "bulk")
+
+# Out-of-office subjects (en, ru, de, fr, zh, ar, es, it, pt, nl). A marker phrase must
+# open the subject (after an optional [tag]) and be followed by a colon, a dash or the end:
+# "Automatic reply: Your ticket" is an out-of-office, "Automatic reply not working" is a
+# customer's question. A few phrases only a machine writes count anywhere.
+_OOF_PHRASES = (
+    r"auto(?:matic|matische)?[ -]?(?:reply|response|antwort)|autoreply|autoresponder"
+    r"|out of (?:the )?office(?: auto-?reply| reply)?|away from (?:the |my )?office"
+    r"|on vacation|vacation reply|on leave|abwesenheitsnotiz|abwesenheit|abwesend"
+    r"|außer haus|ausser haus|nicht im büro|automatische antwort"
+    r"|réponse automatique|reponse automatique|absence du bureau|absent du bureau"
+    r"|message d'absence|absent(?:e)?"
+    r"|автоматический ответ|автоответ|вне офиса|нет на месте|в отпуске|отсутствую"
+    r"|自动回复|自動回覆|自動回复|自动答复|不在办公室|不在辦公室|休假"
+    r"|رد تلقائي|الرد التلقائي|رد آلي|خارج المكتب"
+    r"|respuesta automática|fuera de la oficina|risposta automatica|fuori ufficio"
+    r"|resposta automática|fora do escritório|automatisch antwoord|afwezig"
+)
+_OOF_PREFIX = re.compile(
+    rf"^\s*(?:\[[^\]]{{0,40}}\]\s*)?(?:{_OOF_PHRASES})\s*(?:[:：\-–—]|$)"
+    r"|^\s*(?:i am|i'm|i will be) (?:currently )?(?:out of|away from) (?:the )?office",
+    re.IGNORECASE,
+)
+_OOF_ANYWHERE = re.compile(
+    r"out of (?:the )?office (?:auto-?reply|until|till|from)|abwesenheitsnotiz"
+    r"|автоответ|自动回复|自動回覆|رد تلقائي",
+    re.IGNORECASE,
+)
+_NO_REPLY = re.compile(r"^(?:no[-_.]?reply|do[-_.]?not[-_.]?reply|noreply|donotreply)", re.I)
+
+
+def is_out_of_office_subject(subject: str) -> bool:
+    return bool(_OOF_PREFIX.search(subject) or _OOF_ANYWHERE.search(subject))
+
+
+@dataclass(frozen=True, slots=True)
+class Classification:
+    kind: AutomaticKind | None
+    reasons: tuple[str, ...]
+    suppress_auto_reply: bool  # the sender asked not to be auto-answered
+
+    @property
+    def reason(self) -> str | None:
+        return self.reasons[0] if self.reasons else None
+
+
+def classify(
+    headers: Mapping[str, Sequence[str]],
+    *,
+    subject: str,
+    sender: str,
+    is_dsn: bool,
+    is_mdn: bool,
+) -> Classification:
+    """Classify from decoded headers (lower-case names → values), subject and From."""
+
+    def first(name: str) -> str:
+        values = headers.get(name) or ()
+        return values[0].strip() if values else ""
+
+    found: dict[AutomaticKind, list[str]] = {}
+
+    def add(kind: AutomaticKind, reason: str) -> None:
+        found.setdefault(kind, []).append(reason)
+
+    if is_dsn:
+        add("bounce", "delivery status notification")
+    if is_mdn:
+        add("auto-replied", "read receipt (message disposition notification)")
+
+    auto_submitted = first("auto-submitted").lower()
+    submitted = auto_submitted.split(";", 1)[0].strip()
+    if submitted and submitted != "no":
+        kind: AutomaticKind = "auto-replied" if submitted == "auto-replied" else "auto-generated"
+        add(kind, f"Auto-Submitted: {submitted}")
+
+    for name in ("x-autoreply", "x-autorespond", "x-autoresponder", "x-auto-reply"):
+        value = first(name).lower()
+        if name in headers and value not in ("no", "false", "0"):
+            add("auto-replied", f"{name.title()} header")
+    autogen = first("x-autogenerated").lower()
+    if autogen:
+        add("auto-replied" if autogen == "reply" else "auto-generated",
+            f"X-Autogenerated: {autogen}")
+
+    precedence = first("precedence").lower()
+    if precedence in ("bulk", "junk"):
+        add("bulk", f"Precedence: {precedence}")
+    elif precedence == "list":
+        add("list", "Precedence: list")
+    elif precedence == "auto_reply":
+        add("auto-replied", "Precedence: auto_reply")
+
+    if is_out_of_office_subject(subject):
+        add("auto-replied", "out-of-office subject")
+
+    if first("list-id") or first("list-post"):
+        add("list", "List-Id header" if first("list-id") else "List-Post header")
+    elif first("list-unsubscribe"):
+        add("bulk", "List-Unsubscribe header")
+
+    local = sender.split("@", 1)[0]
+    if sender and _NO_REPLY.match(local):
+        add("auto-generated", "no-reply sender")
+    return_path = headers.get("return-path") or ()
+    if return_path and return_path[0].strip() in ("<>", ""):
+        add("auto-generated", "null return path")
+
+    suppress_header = first("x-auto-response-suppress").lower()
+    suppress_tokens = {t.strip() for t in re.split(r"[,;\s]+", suppress_header) if t.strip()}
+    suppress = bool(suppress_tokens & {"all", "oof", "autoreply"})
+
+    for kind in _ORDER:
+        if kind in found:
+            reasons = tuple(r for k in _ORDER for r in found.get(k, ()))
+            return Classification(kind, reasons, True)
+    return Classification(None, (), suppress)

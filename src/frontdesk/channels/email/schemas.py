@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+
+class QuarantinedEmailOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    inbox_id: int
+    reason_code: str
+    reason: str
+    size: int
+    source: str
+    envelope_sender: str | None
+    envelope_recipients: list[str]
+    created_at: datetime
+    reprocessed_at: datetime | None
+    message_id: int | None
+
+
+class ReprocessedOut(BaseModel):
+    status: Literal["stored", "duplicate", "quarantined"]
+    message_id: int | None
+    conversation_id: int | None
+    reason: str | None
+
+
+class EmailRecordOut(BaseModel):
+    """The e-mail side of a message: headers, the whole text and the quoted history that
+    the message's `content` leaves out (shown folded), and how it was classified."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    message_id: int
+    conversation_id: int
+    direction: str
+    header_message_id: str
+    subject: str
+    from_address: str
+    from_name: str
+    to_addresses: list[str]
+    cc_addresses: list[str]
+    in_reply_to: str | None
+    reference_ids: list[str]
+    text: str
+    quoted_text: str
+    automatic_kind: str | None
+    automatic_reason: str | None
+    is_bounce: bool
+    thread_note: str | None
+    defects: list[str]
+    created_at: datetime

@@ -1,0 +1,1 @@
+"""Conversations, messages, tags: one model of a conversation for every channel."""

@@ -1,0 +1,154 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Request
+from starlette.concurrency import run_in_threadpool
+
+from frontdesk.accounts.auth import CurrentPrincipal
+from frontdesk.conversations import bulk, service, uploads
+from frontdesk.conversations.models import ConversationStatus, Priority
+from frontdesk.conversations.schemas import (
+    AssignIn,
+    BulkIn,
+    BulkOut,
+    ConversationOut,
+    ConversationPage,
+    ConversationSort,
+    ConversationUpdate,
+    MessageOut,
+    MessagePage,
+    ReplyIn,
+    StatusIn,
+    TagsIn,
+    TagsOut,
+    UploadOut,
+)
+from frontdesk.core.deps import DbSession, get_runtime
+from frontdesk.core.ids import PathId, QueryId
+
+router = APIRouter(tags=["conversations"])
+
+Limit = Annotated[int, Query(ge=1, le=200)]
+Cursor = Annotated[str | None, Query(max_length=512, description="next_cursor of the page before")]
+TagParam = Annotated[str, Path(min_length=1, max_length=100)]
+
+
+@router.get("/conversations", response_model=ConversationPage)
+async def list_conversations(
+    db: DbSession,
+    principal: CurrentPrincipal,
+    status: Annotated[list[ConversationStatus] | None, Query()] = None,
+    inbox_id: QueryId = None,
+    assignee: Annotated[str | None, Query(max_length=20,
+                                          description="a user id, 'me' or 'none'")] = None,
+    team_id: QueryId = None,
+    tag: Annotated[str | None, Query(max_length=100)] = None,
+    priority: Annotated[list[Priority] | None, Query()] = None,
+    channel: Annotated[str | None, Query(max_length=32,
+                                         description="the inbox's channel: api, email...")] = None,
+    q: Annotated[str | None, Query(max_length=200,
+                                   description="in the subject, the contact's name, e-mail or "
+                                   "phone, or a message")] = None,
+    sort: ConversationSort = ConversationSort.NEWEST,
+    cursor: Cursor = None,
+    limit: Limit = 50,
+) -> ConversationPage:
+    """`sort`: newest / oldest activity first, the customer waiting longest first, or
+    priority (urgent first, then newest activity). `status` and `priority` may repeat
+    (?status=open&status=pending)."""
+    filters = service.ConversationFilters(status=status, inbox_id=inbox_id, channel=channel,
+                                          assignee=assignee, team_id=team_id, tag=tag,
+                                          priority=priority, q=q)
+    rows, next_cursor = await service.list_conversations(db, principal, filters, cursor=cursor,
+                                                         limit=limit, sort=sort)
+    return ConversationPage(items=await service.to_out_many(db, rows), next_cursor=next_cursor)
+
+
+@router.post("/conversations/bulk", response_model=BulkOut)
+async def bulk_change(body: BulkIn, db: DbSession, principal: CurrentPrincipal) -> BulkOut:
+    """Assign, tag or resolve up to 100 conversations at once: all of them or, if any id is
+    unknown (or another workspace's), none (404)."""
+    return BulkOut(items=await bulk.apply_bulk(db, principal, body))
+
+
+@router.get("/conversations/{conversation_id}", response_model=ConversationOut)
+async def get_conversation(
+    conversation_id: PathId, db: DbSession, principal: CurrentPrincipal
+) -> ConversationOut:
+    return await service.to_out(db, await service.get_conversation(db, principal, conversation_id))
+
+
+@router.patch("/conversations/{conversation_id}", response_model=ConversationOut)
+async def update_conversation(
+    conversation_id: PathId, patch: ConversationUpdate, db: DbSession, principal: CurrentPrincipal
+) -> ConversationOut:
+    return await service.update_conversation(db, principal, conversation_id, patch)
+
+
+@router.get("/conversations/{conversation_id}/messages", response_model=MessagePage)
+async def list_messages(
+    conversation_id: PathId, db: DbSession, principal: CurrentPrincipal,
+    cursor: Cursor = None, limit: Limit = 100,
+) -> MessagePage:
+    rows, next_cursor = await service.list_messages(db, principal, conversation_id,
+                                                    cursor=cursor, limit=limit)
+    return MessagePage(items=[MessageOut.model_validate(m) for m in rows], next_cursor=next_cursor)
+
+
+@router.post("/conversations/{conversation_id}/messages", response_model=MessageOut,
+             status_code=201)
+async def reply(
+    conversation_id: PathId, body: ReplyIn, request: Request, db: DbSession,
+    principal: CurrentPrincipal,
+) -> MessageOut:
+    message = await service.reply_to_conversation(
+        db, principal, conversation_id, body,
+        upload_key=uploads.upload_key(get_runtime(request).settings))
+    return MessageOut.model_validate(message)
+
+
+@router.post("/attachments", response_model=UploadOut, status_code=201,
+             openapi_extra=uploads.UPLOAD_OPENAPI)
+async def upload_attachment(request: Request, principal: CurrentPrincipal) -> UploadOut:
+    """Store a file (multipart field `file`) for a reply; pass the answered `id` in the
+    reply's `upload_ids`. At most FRONTDESK_EMAIL_MAX_ATTACHMENT_BYTES (413 beyond)."""
+    settings = get_runtime(request).settings
+    received = await uploads.read_upload(request, settings.email_max_attachment_bytes)
+    stored = await run_in_threadpool(uploads.store_upload, settings, principal, received.data,
+                                     received.filename, received.content_type)
+    return UploadOut(id=stored.upload_id, filename=stored.filename,
+                     content_type=stored.content_type, size=stored.size)
+
+
+@router.post("/conversations/{conversation_id}/assign", response_model=ConversationOut)
+async def assign(
+    conversation_id: PathId, body: AssignIn, db: DbSession, principal: CurrentPrincipal
+) -> ConversationOut:
+    return await service.assign_conversation(db, principal, conversation_id, body)
+
+
+@router.post("/conversations/{conversation_id}/status", response_model=ConversationOut)
+async def change_status(
+    conversation_id: PathId, body: StatusIn, db: DbSession, principal: CurrentPrincipal
+) -> ConversationOut:
+    return await service.change_status(db, principal, conversation_id, body)
+
+
+@router.post("/conversations/{conversation_id}/tags", response_model=ConversationOut)
+async def add_tags(
+    conversation_id: PathId, body: TagsIn, db: DbSession, principal: CurrentPrincipal
+) -> ConversationOut:
+    return await service.add_tags(db, principal, conversation_id, body.tags)
+
+
+@router.delete("/conversations/{conversation_id}/tags/{tag}", response_model=ConversationOut)
+async def remove_tag(
+    conversation_id: PathId, tag: TagParam, db: DbSession, principal: CurrentPrincipal
+) -> ConversationOut:
+    return await service.remove_tag(db, principal, conversation_id, tag)
+
+
+@router.get("/tags", response_model=TagsOut)
+async def list_tags(db: DbSession, principal: CurrentPrincipal) -> TagsOut:
+    return TagsOut(tags=await service.list_workspace_tags(db, principal))

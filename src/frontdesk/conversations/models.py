@@ -1,0 +1,211 @@
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from frontdesk.db.base import (
+    Base,
+    BigId,
+    JsonDoc,
+    created_at_column,
+    id_column,
+    utcnow,
+    workspace_column,
+)
+from frontdesk.db.search import trigram_index
+
+
+class ConversationStatus(enum.StrEnum):
+    OPEN = "open"
+    PENDING = "pending"
+    SNOOZED = "snoozed"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+
+
+# A new customer message continues a conversation in one of these states.
+CONTINUABLE_STATUSES = (
+    ConversationStatus.OPEN.value,
+    ConversationStatus.PENDING.value,
+    ConversationStatus.SNOOZED.value,
+)
+
+
+class Priority(enum.StrEnum):
+    NONE = "none"
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    URGENT = "urgent"
+
+
+class MessageType(enum.StrEnum):
+    INCOMING = "incoming"
+    OUTGOING = "outgoing"
+    NOTE = "note"  # private, never sent to the customer
+    ACTIVITY = "activity"  # "Anna assigned this to Team Billing"
+
+
+class SenderType(enum.StrEnum):
+    CONTACT = "contact"
+    USER = "user"
+    BOT = "bot"
+    SYSTEM = "system"
+
+
+class DeliveryStatus(enum.StrEnum):
+    RECEIVED = "received"
+    PENDING = "pending"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    READ = "read"
+    FAILED = "failed"
+
+
+# Priorities in the order agents work them, as SQL. An expression rather than a stored
+# column, so nothing that sets `priority` can let a rank drift from it; the index below and
+# the inbox's queries use this very text, which is what lets PostgreSQL and SQLite match the
+# query's ORDER BY to the index. Laid out as PostgreSQL prints it back, so Alembic's
+# comparison of the models with the migrated schema sees the same text.
+PRIORITY_RANK_SQL = ("\nCASE priority\n    WHEN 'urgent' THEN 4\n    WHEN 'high' THEN 3\n"
+                     "    WHEN 'medium' THEN 2\n    WHEN 'low' THEN 1\n    ELSE 0\nEND")
+
+
+class Conversation(Base):
+    __tablename__ = "conversations"
+    __table_args__ = (
+        Index("ix_conversations_ws_activity", "workspace_id", "last_activity_at", "id"),
+        # One per sort of the inbox (conversations.service.SORTS), within a status.
+        Index("ix_conversations_ws_status_activity", "workspace_id", "status", "last_activity_at",
+              "id"),
+        Index("ix_conversations_ws_status_waiting", "workspace_id", "status", "waiting_since",
+              "id"),
+        Index("ix_conversations_ws_status_priority", "workspace_id", "status",
+              text(f"({PRIORITY_RANK_SQL})"), "last_activity_at", "id"),
+        Index("ix_conversations_contact_inbox", "contact_id", "inbox_id", "status"),
+        # The workspace's latest change: the inbox's counts are recounted only after one.
+        Index("ix_conversations_ws_updated", "workspace_id", "updated_at"),
+        trigram_index("ix_conversations_subject_trgm", "subject"),
+    )
+
+    id: Mapped[int] = id_column()
+    workspace_id: Mapped[int] = workspace_column()
+    inbox_id: Mapped[int] = mapped_column(BigId, ForeignKey("inboxes.id", ondelete="CASCADE"))
+    contact_id: Mapped[int] = mapped_column(BigId, ForeignKey("contacts.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(16), default=ConversationStatus.OPEN.value)
+    priority: Mapped[str] = mapped_column(String(16), default=Priority.NONE.value)
+    assignee_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+    team_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("teams.id", ondelete="SET NULL"), index=True
+    )
+    subject: Mapped[str | None] = mapped_column(String(998))
+    custom_fields: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    snoozed_until: Mapped[datetime | None]
+    first_response_at: Mapped[datetime | None]
+    last_activity_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Since when the customer has waited for an answer: set by a customer's message when not
+    # already waiting, cleared by an agent's public reply (and by resolving or closing).
+    waiting_since: Mapped[datetime | None]
+    created_at: Mapped[datetime] = created_at_column()
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # Set when this conversation was merged into another: it stays closed, pointing there.
+    # No foreign key (see migration 0005): a survivor deleted later leaves a harmless 404.
+    merged_into_id: Mapped[int | None] = mapped_column(BigId)
+
+
+class Tag(Base):
+    __tablename__ = "tags"
+    __table_args__ = (UniqueConstraint("workspace_id", "name"),)
+
+    id: Mapped[int] = id_column()
+    workspace_id: Mapped[int] = workspace_column()
+    name: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = created_at_column()
+
+
+class ConversationTag(Base):
+    __tablename__ = "conversation_tags"
+
+    conversation_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True
+    )
+    tag_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("tags.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    workspace_id: Mapped[int] = workspace_column()
+
+
+class Message(Base):
+    __tablename__ = "messages"
+    __table_args__ = (
+        # The idempotency key of intake: a channel's id for a message is stored once.
+        UniqueConstraint("inbox_id", "external_id"),
+        Index("ix_messages_conversation", "conversation_id", "id"),
+        trigram_index("ix_messages_content_trgm", "content"),
+    )
+
+    id: Mapped[int] = id_column()
+    workspace_id: Mapped[int] = workspace_column()
+    conversation_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("conversations.id", ondelete="CASCADE")
+    )
+    inbox_id: Mapped[int] = mapped_column(BigId, ForeignKey("inboxes.id", ondelete="CASCADE"))
+    message_type: Mapped[str] = mapped_column(String(16))
+    sender_type: Mapped[str] = mapped_column(String(16))
+    sender_contact_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("contacts.id", ondelete="SET NULL")
+    )
+    sender_user_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("users.id", ondelete="SET NULL")
+    )
+    content: Mapped[str] = mapped_column(Text, default="")
+    content_html: Mapped[str | None] = mapped_column(Text)  # sanitized before it is stored
+    attachments: Mapped[list[dict[str, Any]]] = mapped_column(JsonDoc, default=list)
+    external_id: Mapped[str | None] = mapped_column(String(512))
+    delivery_status: Mapped[str] = mapped_column(String(16))
+    delivery_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = created_at_column()
+
+
+class ScheduledMessageStatus(enum.StrEnum):
+    SCHEDULED = "scheduled"
+    SENT = "sent"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+
+
+class ScheduledMessage(Base):
+    """An agent's reply that goes out at `send_at` (conversations.scheduling sends it)."""
+
+    __tablename__ = "scheduled_messages"
+    __table_args__ = (
+        # The sender only ever looks for due rows that still wait: keep that scan tiny.
+        Index("ix_scheduled_messages_due", "send_at",
+              postgresql_where=text("status = 'scheduled'"),
+              sqlite_where=text("status = 'scheduled'")),
+        Index("ix_scheduled_messages_conversation", "conversation_id", "send_at"),
+    )
+
+    id: Mapped[int] = id_column()
+    workspace_id: Mapped[int] = workspace_column()
+    conversation_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("conversations.id", ondelete="CASCADE")
+    )
+    author_user_id: Mapped[int] = mapped_column(BigId, ForeignKey("users.id", ondelete="CASCADE"))
+    content: Mapped[str] = mapped_column(Text)
+    send_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(16),
+                                        default=ScheduledMessageStatus.SCHEDULED.value)
+    message_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("messages.id", ondelete="SET NULL")
+    )
+    sent_at: Mapped[datetime | None]
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = created_at_column()
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

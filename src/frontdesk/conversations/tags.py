@@ -1,0 +1,135 @@
+"""A workspace's tag vocabulary: how often each tag is used, renaming and deleting one.
+
+Tags live on conversations (`conversation_tags` links a conversation to a `tags` row); the
+conversation service adds and removes them one conversation at a time. This is the admin's
+side: one change to the vocabulary reaches every conversation that carries the tag. Such a
+change records one activity entry, not one `conversation.tags_changed` event per
+conversation: renaming a tag on 50,000 conversations must not flood every webhook.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import delete, func, insert, literal, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from frontdesk.accounts.models import Role
+from frontdesk.accounts.service import Principal
+from frontdesk.conversations.models import ConversationTag, Tag
+from frontdesk.core.activity import record_activity
+from frontdesk.core.errors import InvalidInput, NotFound
+from frontdesk.db.base import BigId
+
+MAX_TAG_CHARS = 100
+
+
+@dataclass(frozen=True)
+class TagUsage:
+    id: int
+    name: str
+    conversations: int
+
+
+def normalize_tag(name: str) -> str:
+    """The form tags are stored in (the same rule as TagsIn): trimmed, lower case."""
+    normalized = name.strip().lower()
+    if not normalized or len(normalized) > MAX_TAG_CHARS:
+        raise InvalidInput("A tag is 1 to 100 characters", code="bad_tag",
+                           details=[{"field": "body.name", "message": "1 to 100 characters"}])
+    return normalized
+
+
+async def list_tag_usage(session: AsyncSession, principal: Principal) -> list[TagUsage]:
+    """Every tag of the workspace with the number of conversations carrying it, by name."""
+    used = (
+        select(ConversationTag.tag_id, func.count().label("n"))
+        .where(ConversationTag.workspace_id == principal.workspace_id)
+        .group_by(ConversationTag.tag_id)
+        .subquery()
+    )
+    rows = await session.execute(
+        select(Tag.id, Tag.name, func.coalesce(used.c.n, 0))
+        .outerjoin(used, used.c.tag_id == Tag.id)
+        .where(Tag.workspace_id == principal.workspace_id)
+        .order_by(Tag.name)
+    )
+    return [TagUsage(id=i, name=n, conversations=int(c)) for i, n, c in rows.tuples().all()]
+
+
+async def get_tag(session: AsyncSession, principal: Principal, name: str) -> Tag:
+    """By name, as the API names tags; another workspace's tag is not found."""
+    tag = (await session.execute(
+        select(Tag).where(Tag.workspace_id == principal.workspace_id,
+                          Tag.name == name.strip().lower())
+    )).scalar_one_or_none()
+    if tag is None:
+        raise NotFound(f"Tag '{name}' was not found")
+    return tag
+
+
+async def rename_tag(
+    session: AsyncSession, principal: Principal, name: str, new_name: str
+) -> TagUsage:
+    """Rename a tag everywhere. Renaming it to a tag that exists merges the two (the usual
+    reason: "refund" and "refunds" both in use): every conversation keeps one of it."""
+    principal.require(Role.ADMIN)
+    tag = await get_tag(session, principal, name)
+    target_name = normalize_tag(new_name)
+    old_name = tag.name
+    if target_name == old_name:
+        return await _usage(session, principal, tag)
+    target = (await session.execute(
+        select(Tag).where(Tag.workspace_id == principal.workspace_id, Tag.name == target_name)
+    )).scalar_one_or_none()
+    if target is None:
+        tag.name = target_name
+        await session.flush()
+        survivor = tag
+    else:
+        already = select(ConversationTag.conversation_id).where(
+            ConversationTag.tag_id == target.id)
+        await session.execute(insert(ConversationTag).from_select(
+            ["conversation_id", "tag_id", "workspace_id"],
+            select(ConversationTag.conversation_id, literal(target.id, BigId),
+                   ConversationTag.workspace_id)
+            .where(ConversationTag.tag_id == tag.id,
+                   ConversationTag.conversation_id.not_in(already))))
+        await _delete(session, tag)
+        survivor = target
+    record_activity(session, workspace_id=principal.workspace_id, actor_type="user",
+                    actor_id=principal.user_id, action="tag.renamed", subject_type="tag",
+                    subject_id=survivor.id,
+                    changes={"name": [old_name, target_name], "merged": target is not None})
+    return await _usage(session, principal, survivor)
+
+
+async def delete_tag(session: AsyncSession, principal: Principal, name: str) -> int:
+    """Remove a tag from every conversation and from the vocabulary; the number of
+    conversations that carried it."""
+    principal.require(Role.ADMIN)
+    tag = await get_tag(session, principal, name)
+    usage = await _usage(session, principal, tag)
+    await _delete(session, tag)
+    record_activity(session, workspace_id=principal.workspace_id, actor_type="user",
+                    actor_id=principal.user_id, action="tag.deleted", subject_type="tag",
+                    subject_id=usage.id,
+                    changes={"name": usage.name, "conversations": usage.conversations})
+    return usage.conversations
+
+
+async def _delete(session: AsyncSession, tag: Tag) -> None:
+    # The links explicitly: SQLite enforces ON DELETE CASCADE only with foreign keys on.
+    await session.execute(delete(ConversationTag).where(ConversationTag.tag_id == tag.id))
+    await session.execute(delete(Tag).where(Tag.id == tag.id,
+                                            Tag.workspace_id == tag.workspace_id))
+    await session.flush()
+
+
+async def _usage(session: AsyncSession, principal: Principal, tag: Tag) -> TagUsage:
+    count = (await session.execute(
+        select(func.count()).select_from(ConversationTag)
+        .where(ConversationTag.workspace_id == principal.workspace_id,
+               ConversationTag.tag_id == tag.id)
+    )).scalar_one()
+    return TagUsage(id=tag.id, name=tag.name, conversations=int(count))

@@ -1,0 +1,1 @@
+"""Cross-cutting pieces: errors, events and the outbox, dispatcher, real-time hub, tenancy."""

@@ -1,0 +1,90 @@
+"""Domain events and the transactional outbox.
+
+Every state change records an event row in the same transaction as the change. The
+dispatcher (core.dispatcher) hands committed rows to listeners: real-time push, webhooks,
+and whatever comes later (routing, SLA, automation). The names and payloads here are the
+public contract of webhooks.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import Index, Integer, String, Text, insert, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from frontdesk.db.base import Base, created_at_column, id_column, utcnow, workspace_column
+
+
+class EventType(enum.StrEnum):
+    """Every event Frontdesk emits, named noun.past_verb."""
+
+    CONVERSATION_CREATED = "conversation.created"
+    CONVERSATION_UPDATED = "conversation.updated"
+    CONVERSATION_ASSIGNED = "conversation.assigned"
+    CONVERSATION_STATUS_CHANGED = "conversation.status_changed"
+    CONVERSATION_TAGS_CHANGED = "conversation.tags_changed"
+    CONVERSATION_MERGED = "conversation.merged"
+    MESSAGE_CREATED = "message.created"
+    CONTACT_CREATED = "contact.created"
+    CONTACT_UPDATED = "contact.updated"
+    CONTACTS_MERGED = "contact.merged"
+    CONTACT_NOTE_CREATED = "contact_note.created"
+    CONTACT_NOTE_UPDATED = "contact_note.updated"
+    CONTACT_NOTE_DELETED = "contact_note.deleted"
+
+
+class OutboxEvent(Base):
+    __tablename__ = "events"
+    __table_args__ = (
+        # The dispatcher only ever scans undelivered rows; keep that scan tiny.
+        Index(
+            "ix_events_pending",
+            "id",
+            postgresql_where=text("dispatched_at IS NULL"),
+            sqlite_where=text("dispatched_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = id_column()
+    workspace_id: Mapped[int] = workspace_column()
+    type: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = created_at_column()
+    # A failed delivery is retried no earlier than this (exponential backoff).
+    available_at: Mapped[datetime] = created_at_column()
+    dispatched_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+def _event_values(workspace_id: int, type_: EventType, payload: BaseModel) -> dict[str, Any]:
+    now = utcnow()
+    return {
+        "workspace_id": workspace_id,
+        "type": type_.value,
+        "payload": payload.model_dump(mode="json"),
+        "created_at": now,
+        "available_at": now,
+        "attempts": 0,
+    }
+
+
+def record_event(
+    session: AsyncSession, workspace_id: int, type_: EventType, payload: BaseModel
+) -> None:
+    """Add the event to the session's transaction; it is dispatched once that commits."""
+    session.add(OutboxEvent(**_event_values(workspace_id, type_, payload)))
+    session.info["events_recorded"] = True
+
+
+def record_event_sync(
+    conn: Connection, workspace_id: int, type_: EventType, payload: BaseModel
+) -> None:
+    """The same, for code running on a plain connection (the group-commit writers)."""
+    conn.execute(insert(OutboxEvent), [_event_values(workspace_id, type_, payload)])

@@ -1,0 +1,1 @@
+"""Outbound webhooks: subscriptions, signing, and delivery with retries."""

@@ -1,0 +1,124 @@
+"""The conversation tools' web routes over HTTP, on both backends: CSRF, tenancy, roles,
+and text from canned responses and scheduled replies escaped wherever it is shown."""
+
+from __future__ import annotations
+
+import httpx
+
+from frontdesk.accounts.models import Role
+from tests.factories import Factory, unique
+from tests.web.test_web_http import MakeClient, browser_client, signed_in
+
+__all__ = ["browser_client"]  # the fixture, shared with test_web_http
+
+
+async def test_the_tools_need_the_csrf_token_and_another_workspaces_ids_are_not_found(
+    browser_client: MakeClient, factory: Factory, api: httpx.AsyncClient,
+) -> None:
+    mine, theirs = await factory.workspace(), await factory.workspace()
+    who = unique("cust")
+    first = (await factory.incoming(mine, await factory.inbox(mine), identifier=who))
+    second = (await factory.incoming(mine, await factory.inbox(mine), identifier=who))
+    other = await factory.conversation(theirs)
+    client, token = await signed_in(browser_client, mine.admin)
+
+    merge = f"/app/conversations/{second['conversation_id']}/merge-into"
+    target = {"target_id": str(first["conversation_id"])}
+    assert (await client.post(merge, data=target)).status_code == 403  # no CSRF token
+    cid, mid = other["conversation_id"], other["message_id"]
+    for path, data in (
+            (f"/app/conversations/{cid}/merge-into", target),
+            (merge, {"target_id": str(cid)}),
+            (f"/app/conversations/{cid}/messages/{mid}/move", {"target": "new"}),
+            (f"/app/conversations/{cid}/schedule",
+             {"content": "x", "send_at": "2099-01-01T09:00"}),
+    ):
+        r = await client.post(path, data={**data, "csrf_token": token})
+        assert r.status_code == 404, (path, r.status_code)
+    for path in (f"/app/conversations/{cid}/scheduled", f"/app/conversations/{cid}/canned"):
+        assert (await client.get(path)).status_code == 404, path
+
+    r = await client.post(merge, data={**target, "csrf_token": token},
+                          headers={"HX-Request": "true"})
+    assert r.status_code == 204
+    assert r.headers["hx-redirect"] == f"/app/conversations/{first['conversation_id']}"
+    merged = (await api.get(f"/api/v1/conversations/{second['conversation_id']}",
+                            headers=mine.admin.headers)).json()
+    assert merged["merged_into_id"] == first["conversation_id"]
+
+
+async def test_scheduling_reads_the_time_in_the_agents_zone_and_escapes_the_text(
+    browser_client: MakeClient, factory: Factory, api: httpx.AsyncClient,
+) -> None:
+    ws = await factory.workspace()
+    conv = await factory.conversation(ws)
+    cid = conv["conversation_id"]
+    client, token = await signed_in(browser_client, ws.admin)
+    r = await client.post("/app/settings/preferences",
+                          data={"locale": "en", "time_zone": "Asia/Tokyo", "csrf_token": token})
+    assert r.status_code == 303
+    r = await client.post(f"/app/conversations/{cid}/schedule",
+                          data={"content": "<script>alert(1)</script>",
+                                "send_at": "2099-06-01T09:00", "csrf_token": token},
+                          headers={"HX-Request": "true"})
+    assert r.status_code == 200, r.text
+    assert "<script>alert(1)" not in r.text and "&lt;script&gt;alert(1)" in r.text
+    rows = (await api.get(f"/api/v1/conversations/{cid}/scheduled-messages",
+                          headers=ws.admin.headers)).json()["items"]
+    assert rows[0]["send_at"].startswith("2099-06-01T00:00:00")  # 09:00 in Tokyo
+    r = await client.post(f"/app/conversations/{cid}/schedule",
+                          data={"content": "late", "send_at": "2001-01-01T09:00",
+                                "csrf_token": token}, headers={"HX-Request": "true"})
+    assert r.status_code == 422 and "toast" in r.text
+
+
+async def test_canned_responses_page_agents_keep_personal_ones_and_text_is_escaped(
+    browser_client: MakeClient, factory: Factory, api: httpx.AsyncClient,
+) -> None:
+    ws = await factory.workspace()
+    agent = await factory.member(ws, Role.AGENT)
+    client, token = await signed_in(browser_client, agent)
+    page = await client.get("/app/settings/canned-responses")
+    assert page.status_code == 200 and 'name="scope" value="personal"' in page.text
+    # An agent asking for a workspace-wide response is refused, nothing is stored.
+    r = await client.post("/app/settings/canned-responses",
+                          data={"shortcut": "hi", "content": "x", "scope": "workspace",
+                                "csrf_token": token})
+    assert r.status_code == 303
+    listed = (await api.get("/api/v1/canned-responses", headers=ws.admin.headers)).json()
+    assert listed["items"] == []
+    r = await client.post("/app/settings/canned-responses",
+                          data={"shortcut": "hi", "content": "<img src=x onerror=alert(1)>",
+                                "scope": "personal", "csrf_token": token})
+    assert r.status_code == 303
+    page = await client.get("/app/settings/canned-responses")
+    assert "<img src=x" not in page.text and "&lt;img src=x onerror=alert(1)&gt;" in page.text
+    mine = (await api.get("/api/v1/canned-responses", headers=agent.headers)).json()["items"]
+    assert [(c["shortcut"], c["scope"]) for c in mine] == [("hi", "personal")]
+    # The composer's picker gets it as JSON text, placeholders filled.
+    conv = await factory.conversation(ws)
+    r = await client.get(f"/app/conversations/{conv['conversation_id']}/canned")
+    assert r.headers["content-type"].startswith("application/json")
+    assert [i["content"] for i in r.json()["items"]] == ["<img src=x onerror=alert(1)>"]
+    # Deleting someone else's personal response: not found.
+    admin, admin_token = await signed_in(browser_client, ws.admin)
+    r = await admin.post(f"/app/settings/canned-responses/{mine[0]['id']}/delete",
+                         data={"csrf_token": admin_token})
+    assert r.status_code == 404
+
+
+async def test_a_refused_merge_is_explained_in_the_agents_language(
+    browser_client: MakeClient, factory: Factory,
+) -> None:
+    ws = await factory.workspace()
+    one, two = await factory.conversation(ws), await factory.conversation(ws)
+    client, token = await signed_in(browser_client, ws.admin)
+    r = await client.post("/app/settings/preferences",
+                          data={"locale": "ru", "time_zone": "UTC", "csrf_token": token})
+    assert r.status_code == 303
+    r = await client.post(f"/app/conversations/{one['conversation_id']}/merge-into",
+                          data={"target_id": str(two["conversation_id"]), "csrf_token": token},
+                          headers={"HX-Request": "true"})
+    assert r.status_code == 409
+    assert r.headers["hx-retarget"] == "#toasts"
+    assert "принадлежат разным клиентам" in r.text
