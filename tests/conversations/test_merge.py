@@ -151,3 +151,57 @@ async def test_an_agent_merges_only_their_own_or_unassigned_conversations(
     assert_error(await _merge(api, ws, b, a, anna.headers), 403, "not_yours")
     r = await _merge(api, ws, a, b, boss.headers)
     assert r.status_code == 200, r.text
+
+
+async def _event_count(runtime: Runtime, ws: Workspace) -> int:
+    async with runtime.read_sessions() as session:
+        rows = await session.execute(
+            select(OutboxEvent.id).where(OutboxEvent.workspace_id == ws.id))
+        return len(rows.all())
+
+
+async def test_reply_or_note_to_a_merged_conversation_is_refused_with_409_and_nothing_stored(
+    api: httpx.AsyncClient, factory: Factory, runtime: Runtime
+) -> None:
+    ws = await factory.api_workspace()
+    a, b, _ = await _two_threads(factory, ws)
+    assert (await _merge(api, ws, a, b)).status_code == 200
+    survivor_before = await _messages(api, ws, a)
+    events_before = await _event_count(runtime, ws)
+
+    for body in ({"content": "Are you still there?"},
+                 {"content": "Internal: call them back", "private": True}):
+        r = await api.post(f"/api/v1/conversations/{b}/messages", headers=ws.admin.headers,
+                           json=body)
+        error = assert_error(r, 409, "conversation_merged")
+        assert f"merged into conversation {a}" in error["message"]
+        assert error["details"] == {"conversation_id": b, "merged_into_id": a}
+
+    assert [m["content"] for m in await _messages(api, ws, b)] == [f"Merged into #{a}"]
+    assert await _messages(api, ws, a) == survivor_before
+    assert await _event_count(runtime, ws) == events_before
+    # The conversation it went into takes the reply.
+    r = await api.post(f"/api/v1/conversations/{a}/messages", headers=ws.admin.headers,
+                       json={"content": "Are you still there?"})
+    assert r.status_code == 201, r.text
+
+
+async def test_a_merged_conversation_stays_closed_its_status_change_is_refused_with_409(
+    api: httpx.AsyncClient, factory: Factory, runtime: Runtime
+) -> None:
+    ws = await factory.api_workspace()
+    a, b, _ = await _two_threads(factory, ws)
+    assert (await _merge(api, ws, a, b)).status_code == 200
+    events_before = await _event_count(runtime, ws)
+    for status in ("open", "resolved", "closed"):
+        r = await api.post(f"/api/v1/conversations/{b}/status", headers=ws.admin.headers,
+                           json={"status": status})
+        assert_error(r, 409, "conversation_merged")
+    r = await api.post("/api/v1/conversations/bulk", headers=ws.admin.headers,
+                       json={"ids": [a, b], "action": "resolve"})
+    assert_error(r, 409, "conversation_merged")
+    other = (await api.get(f"/api/v1/conversations/{b}", headers=ws.admin.headers)).json()
+    assert other["status"] == "closed" and other["merged_into_id"] == a
+    survivor = (await api.get(f"/api/v1/conversations/{a}", headers=ws.admin.headers)).json()
+    assert survivor["status"] == "open"  # the refused bulk changed none of the selection
+    assert await _event_count(runtime, ws) == events_before

@@ -122,3 +122,48 @@ async def test_a_refused_merge_is_explained_in_the_agents_language(
     assert r.status_code == 409
     assert r.headers["hx-retarget"] == "#toasts"
     assert "принадлежат разным клиентам" in r.text
+
+
+async def test_a_merged_conversation_points_to_its_survivor_and_refuses_replies_with_409(
+    browser_client: MakeClient, factory: Factory, api: httpx.AsyncClient,
+) -> None:
+    ws = await factory.workspace()
+    who = unique("cust")
+    first = await factory.incoming(ws, await factory.inbox(ws), identifier=who)
+    second = await factory.incoming(ws, await factory.inbox(ws), identifier=who)
+    survivor, merged = first["conversation_id"], second["conversation_id"]
+    r = await api.post(f"/api/v1/conversations/{survivor}/merge", headers=ws.admin.headers,
+                       json={"other_id": merged})
+    assert r.status_code == 200, r.text
+    client, token = await signed_in(browser_client, ws.admin)
+
+    page = (await client.get(f"/app/conversations/{merged}")).text
+    # The banner leads to the conversation it went into; nothing to write or re-status here.
+    assert ('<p class="merged-note" role="note">' in page
+            and f'href="/app/conversations/{survivor}">#{survivor}</a></p>' in page)
+    assert 'id="composer"' not in page
+    assert f'action="/app/conversations/{merged}/status' not in page
+    assert 'id="composer"' in (await client.get(f"/app/conversations/{survivor}")).text
+
+    hx = {"HX-Request": "true"}
+    for path, data in ((f"/app/conversations/{merged}/reply", {"content": "Still there?"}),
+                       (f"/app/conversations/{merged}/reply",
+                        {"content": "note", "mode": "note"}),
+                       (f"/app/conversations/{merged}/status", {"status": "open"})):
+        r = await client.post(path, data={**data, "csrf_token": token}, headers=hx)
+        assert r.status_code == 409, (path, r.status_code)
+        assert 'data-code="conversation_merged"' in r.text
+        assert "This conversation was merged into another one; continue there." in r.text
+    # In the agent's language, like every other refusal.
+    r = await client.post("/app/settings/preferences",
+                          data={"locale": "ru", "time_zone": "UTC", "csrf_token": token})
+    assert r.status_code == 303
+    r = await client.post(f"/app/conversations/{merged}/reply",
+                          data={"content": "Ещё здесь?", "csrf_token": token}, headers=hx)
+    assert r.status_code == 409 and "Этот разговор объединён с другим; продолжайте там." in r.text
+
+    messages = (await api.get(f"/api/v1/conversations/{merged}/messages",
+                              headers=ws.admin.headers)).json()["items"]
+    assert [m["content"] for m in messages] == [f"Merged into #{survivor}"]
+    state = (await api.get(f"/api/v1/conversations/{merged}", headers=ws.admin.headers)).json()
+    assert state["status"] == "closed" and state["merged_into_id"] == survivor

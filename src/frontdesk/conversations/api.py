@@ -102,6 +102,8 @@ async def reply(
     conversation_id: PathId, body: ReplyIn, request: Request, db: DbSession,
     principal: CurrentPrincipal,
 ) -> MessageOut:
+    """A reply to the customer, or a private note (`private`). A conversation merged into
+    another takes neither: 409 `conversation_merged`, naming the one to write in."""
     message = await service.reply_to_conversation(
         db, principal, conversation_id, body,
         upload_key=uploads.upload_key(get_runtime(request).settings))
@@ -132,6 +134,7 @@ async def assign(
 async def change_status(
     conversation_id: PathId, body: StatusIn, db: DbSession, principal: CurrentPrincipal
 ) -> ConversationOut:
+    """A merged conversation stays closed: 409 `conversation_merged`."""
     return await service.change_status(db, principal, conversation_id, body)
 
 

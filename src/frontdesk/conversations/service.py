@@ -52,7 +52,7 @@ from frontdesk.conversations.schemas import (
 )
 from frontdesk.conversations.uploads import resolve_uploads
 from frontdesk.core.activity import record_activity
-from frontdesk.core.errors import Forbidden, InvalidInput
+from frontdesk.core.errors import Conflict, Forbidden, InvalidInput
 from frontdesk.core.events import EventType, record_event
 from frontdesk.core.ids import is_storable_id
 from frontdesk.core.pagination import (
@@ -347,6 +347,23 @@ async def list_messages(
     return rows[:limit], next_cursor
 
 
+class ConversationMerged(Conflict):
+    """A merged conversation is closed for good: its messages, and any reply, belong to the
+    conversation it was merged into."""
+
+    code = "conversation_merged"
+
+
+def refuse_if_merged(conversation: Conversation) -> None:
+    """Replies, notes and status changes go to the surviving conversation, not here."""
+    if conversation.merged_into_id is not None:
+        raise ConversationMerged(
+            f"Conversation {conversation.id} was merged into conversation "
+            f"{conversation.merged_into_id}; continue there",
+            details={"conversation_id": conversation.id,
+                     "merged_into_id": conversation.merged_into_id})
+
+
 def _add_activity_message(
     session: AsyncSession, conversation: Conversation, principal: Principal, text: str
 ) -> None:
@@ -380,6 +397,7 @@ async def reply_to_conversation(
     """An agent's reply to the customer, or a private note when `reply.private`.
     `reply.upload_ids` (files of POST /attachments) need `upload_key` to be verified."""
     conversation = await get_conversation(session, principal, conversation_id, for_update=True)
+    refuse_if_merged(conversation)
     if reply.upload_ids and upload_key is None:
         raise InvalidInput("Files cannot be attached here", code="uploads_not_accepted")
     uploads = resolve_uploads(upload_key, principal, reply.upload_ids) if upload_key else []
@@ -456,6 +474,7 @@ async def change_status(
     session: AsyncSession, principal: Principal, conversation_id: int, change: StatusIn
 ) -> ConversationOut:
     conversation = await get_conversation(session, principal, conversation_id, for_update=True)
+    refuse_if_merged(conversation)
     snoozed_until = None
     if change.status is ConversationStatus.SNOOZED:
         if change.snoozed_until is None:

@@ -23,7 +23,7 @@ from frontdesk.conversations.schemas import (
 )
 from frontdesk.conversations.uploads import upload_key
 from frontdesk.core.deps import DbSession
-from frontdesk.core.errors import InvalidInput
+from frontdesk.core.errors import FrontdeskError, InvalidInput
 from frontdesk.db.base import utcnow
 from frontdesk.inbox_views.schemas import ViewFilters
 from frontdesk.web import queries
@@ -45,6 +45,15 @@ from frontdesk.web.templating import render
 router = web_router()
 
 CONTENT_LIMIT = 65536
+
+# The service's refusal in words an agent reads in their own language (the toast translates
+# this msgid; the service's own message is the API's English).
+MERGED_REFUSAL = N_("This conversation was merged into another one; continue there.")
+
+
+def _refuse_merged_in_agents_words(exc: FrontdeskError) -> None:
+    if exc.code == "conversation_merged":
+        exc.message = MERGED_REFUSAL
 
 
 def _filters(request: Request, agent: Agent) -> InboxFilters:
@@ -203,11 +212,15 @@ async def reply(
     if not content.strip():
         raise InvalidInput(N_("Write a message first."), code="empty_message")
     note = mode == "note"
-    await conversations.reply_to_conversation(
-        db, agent.principal, conversation_id,
-        ReplyIn(content=content, private=note, reply_all=recipients != "sender",
-                upload_ids=[] if note else upload_ids or []),
-        upload_key=upload_key(request.app.state.runtime.settings))
+    try:
+        await conversations.reply_to_conversation(
+            db, agent.principal, conversation_id,
+            ReplyIn(content=content, private=note, reply_all=recipients != "sender",
+                    upload_ids=[] if note else upload_ids or []),
+            upload_key=upload_key(request.app.state.runtime.settings))
+    except FrontdeskError as exc:
+        _refuse_merged_in_agents_words(exc)
+        raise
     await db.flush()
     return await _thread(request, db, agent, conversation_id, sent=True)
 
@@ -258,8 +271,12 @@ async def change_status(
     until = None
     if new_status is ConversationStatus.SNOOZED:
         until = _snooze_until(snooze if snooze in SNOOZE_CHOICES else "tomorrow", agent)
-    await conversations.change_status(db, agent.principal, conversation_id,
-                                      StatusIn(status=new_status, snoozed_until=until))
+    try:
+        await conversations.change_status(db, agent.principal, conversation_id,
+                                          StatusIn(status=new_status, snoozed_until=until))
+    except FrontdeskError as exc:
+        _refuse_merged_in_agents_words(exc)
+        raise
     return await _head(request, db, agent, conversation_id)
 
 
