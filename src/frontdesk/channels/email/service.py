@@ -40,6 +40,7 @@ import base64
 import hashlib
 import hmac
 import html
+import logging
 import re
 import time
 from collections.abc import Sequence
@@ -101,6 +102,8 @@ from frontdesk.db.base import utcnow
 
 if TYPE_CHECKING:
     from frontdesk.runtime import Runtime
+
+log = logging.getLogger(__name__)
 
 ReceivedStatus = Literal["stored", "duplicate", "quarantined"]
 MAX_EXTERNAL_ID = 512  # messages.external_id
@@ -372,9 +375,17 @@ def _insert_ignoring_conflicts(conn: Connection, table: Any, rows: list[dict[str
 def _quarantine_row(conn: Connection, route: InboxRoute, raw: bytes, code: str, reason: str,
                     recipients: Sequence[str], source: str, envelope_sender: str | None,
                     existing: int | None) -> int:
+    """The quarantine row of this mail in this inbox: one per (inbox, raw bytes). The same
+    mail delivered again (an MTA retrying after a 451, an IMAP message fetched twice, a
+    storm repeating itself) keeps its row, with the latest reason, and adds none."""
+    if existing is None:
+        existing = _quarantined_already(conn, route.inbox_id, raw)
+        if existing is not None:
+            log.info("Quarantined mail %d (inbox %d) arrived again; kept once",
+                     existing, route.inbox_id)
     if existing is not None:  # re-processing failed again: the same row, the new reason
         conn.execute(update(QuarantinedEmail).where(QuarantinedEmail.id == existing)
-                     .values(reason_code=code, reason=reason))
+                     .values(reason_code=code, reason=reason[:2000]))
         return existing
     return int(conn.execute(insert(QuarantinedEmail).values(
         workspace_id=route.workspace_id, inbox_id=route.inbox_id, reason_code=code,
@@ -383,6 +394,25 @@ def _quarantine_row(conn: Connection, route: InboxRoute, raw: bytes, code: str, 
         envelope_recipients=[r[:320] for r in recipients][:100], source=source[:32],
         created_at=utcnow(),
     ).returning(QuarantinedEmail.id)).scalar_one())
+
+
+def _quarantined_already(conn: Connection, inbox_id: int, raw: bytes) -> int | None:
+    """The inbox's waiting (not re-processed) quarantine row holding exactly these bytes.
+
+    The table keeps no digest column, so the bytes themselves are compared, among the
+    inbox's rows of the same size. On PostgreSQL several processes take mail at once: a
+    transaction-scoped advisory lock on (inbox, SHA-256 of the bytes) makes two deliveries
+    of one mail queue here, so the second finds the first's row (SQLite has one writer)."""
+    if conn.dialect.name == "postgresql":
+        digest = hashlib.sha256(b"%d:" % inbox_id + hashlib.sha256(raw).digest()).digest()
+        conn.execute(select(func.pg_advisory_xact_lock(
+            int.from_bytes(digest[:8], "big", signed=True))))
+    found = conn.execute(
+        select(QuarantinedEmail.id).where(
+            QuarantinedEmail.inbox_id == inbox_id, QuarantinedEmail.size == len(raw),
+            QuarantinedEmail.reprocessed_at.is_(None), QuarantinedEmail.raw == raw)
+        .order_by(QuarantinedEmail.id).limit(1)).scalar()
+    return None if found is None else int(found)
 
 
 @dataclass
