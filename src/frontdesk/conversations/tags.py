@@ -2,9 +2,14 @@
 
 Tags live on conversations (`conversation_tags` links a conversation to a `tags` row); the
 conversation service adds and removes them one conversation at a time. This is the admin's
-side: one change to the vocabulary reaches every conversation that carries the tag. Such a
-change records one activity entry, not one `conversation.tags_changed` event per
-conversation: renaming a tag on 50,000 conversations must not flood every webhook.
+side: one change to the vocabulary reaches every conversation that carries the tag.
+
+Such a change is one activity entry (on the tag), and a `conversation.updated` event for
+each conversation that carried the tag, with `changes.tags = [before, after]` (its tags),
+recorded in the same transaction: open inboxes and webhooks otherwise keep showing the old
+name. The events are built in one pass whatever the number of conversations (a query for
+their tags, one for the conversations, the outbox rows in one multi-row insert), never a query
+per conversation; a tag on 50,000 conversations does mean 50,000 events.
 """
 
 from __future__ import annotations
@@ -16,9 +21,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from frontdesk.accounts.models import Role
 from frontdesk.accounts.service import Principal
-from frontdesk.conversations.models import ConversationTag, Tag
+from frontdesk.conversations.events import ConversationEvent
+from frontdesk.conversations.models import Conversation, ConversationTag, Tag
+from frontdesk.conversations.schemas import ConversationOut
 from frontdesk.core.activity import record_activity
 from frontdesk.core.errors import InvalidInput, NotFound
+from frontdesk.core.events import EventType, record_events
 from frontdesk.db.base import BigId
 
 MAX_TAG_CHARS = 100
@@ -82,6 +90,7 @@ async def rename_tag(
     target = (await session.execute(
         select(Tag).where(Tag.workspace_id == principal.workspace_id, Tag.name == target_name)
     )).scalar_one_or_none()
+    carriers = await _Carriers.load(session, principal, tag)
     if target is None:
         tag.name = target_name
         await session.flush()
@@ -101,6 +110,7 @@ async def rename_tag(
                     actor_id=principal.user_id, action="tag.renamed", subject_type="tag",
                     subject_id=survivor.id,
                     changes={"name": [old_name, target_name], "merged": target is not None})
+    await carriers.emit(session, principal, old_name, target_name)
     return await _usage(session, principal, survivor)
 
 
@@ -110,12 +120,61 @@ async def delete_tag(session: AsyncSession, principal: Principal, name: str) -> 
     principal.require(Role.ADMIN)
     tag = await get_tag(session, principal, name)
     usage = await _usage(session, principal, tag)
+    carriers = await _Carriers.load(session, principal, tag)
     await _delete(session, tag)
     record_activity(session, workspace_id=principal.workspace_id, actor_type="user",
                     actor_id=principal.user_id, action="tag.deleted", subject_type="tag",
                     subject_id=usage.id,
                     changes={"name": usage.name, "conversations": usage.conversations})
+    await carriers.emit(session, principal, usage.name, None)
     return usage.conversations
+
+
+@dataclass(frozen=True)
+class _Carriers:
+    """The conversations carrying a tag and each one's tags, read before the tag changes."""
+
+    conversations: list[Conversation]
+    tags: dict[int, list[str]]
+
+    @classmethod
+    async def load(cls, session: AsyncSession, principal: Principal, tag: Tag) -> _Carriers:
+        ws = principal.workspace_id
+        # A subquery, never a list of ids: it may be every conversation of the workspace.
+        carrying = select(ConversationTag.conversation_id).where(
+            ConversationTag.workspace_id == ws, ConversationTag.tag_id == tag.id)
+        rows = await session.execute(
+            select(ConversationTag.conversation_id, Tag.name)
+            .join(Tag, Tag.id == ConversationTag.tag_id)
+            .where(ConversationTag.workspace_id == ws,
+                   ConversationTag.conversation_id.in_(carrying))
+            .order_by(ConversationTag.conversation_id, Tag.name))
+        tags: dict[int, list[str]] = {}
+        for conversation_id, name in rows.tuples():
+            tags.setdefault(conversation_id, []).append(name)
+        conversations = list((await session.execute(
+            select(Conversation)
+            .where(Conversation.workspace_id == ws, Conversation.id.in_(carrying))
+            .order_by(Conversation.id))).scalars())
+        return cls(conversations=conversations, tags=tags)
+
+    async def emit(self, session: AsyncSession, principal: Principal, old_name: str,
+                   new_name: str | None) -> None:
+        """`conversation.updated` for each carrier: `old_name` became `new_name` (or went,
+        when None) on it; into the outbox, as every other change of a conversation."""
+        events = []
+        for conversation in self.conversations:
+            before = self.tags.get(conversation.id, [])
+            after = sorted({name for name in before if name != old_name}
+                           | ({new_name} if new_name is not None else set()))
+            if after == before:
+                continue
+            out = ConversationOut.model_validate(conversation)
+            out.tags = after
+            events.append(ConversationEvent(conversation=out, changes={"tags": [before, after]},
+                                            actor_user_id=principal.user_id))
+        await record_events(session, principal.workspace_id, EventType.CONVERSATION_UPDATED,
+                            events)
 
 
 async def _delete(session: AsyncSession, tag: Tag) -> None:
