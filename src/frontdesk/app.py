@@ -16,7 +16,11 @@ from frontdesk.channels.api import router as inboxes_router
 from frontdesk.channels.api_channel.api import router as api_channel_router
 from frontdesk.channels.email.api import router as email_router
 from frontdesk.channels.email.imap_api import router as imap_router
-from frontdesk.channels.email.smtp_server import start_smtp_server
+from frontdesk.channels.email.smtp_server import (
+    SmtpTlsSettingsError,
+    smtp_tls_context,
+    start_smtp_server,
+)
 from frontdesk.config import Settings, get_settings
 from frontdesk.contacts.api import router as contacts_router
 from frontdesk.conversations.api import router as conversations_router
@@ -35,13 +39,19 @@ API_PREFIX = "/api/v1"
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    try:
+        smtp_tls = smtp_tls_context(settings) if settings.smtp_port else None
+    except SmtpTlsSettingsError as exc:
+        # Before anything starts, and in one sentence: inside the lifespan it would reach
+        # the operator as a traceback.
+        raise SystemExit(f"Error: {exc}") from None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = Runtime(settings)
         app.state.runtime = runtime
         await runtime.start(run_dispatcher=settings.embedded_worker)
-        smtp = await start_smtp_server(runtime)
+        smtp = await start_smtp_server(runtime, smtp_tls)
         try:
             yield
         finally:

@@ -94,6 +94,17 @@ class Settings(BaseSettings):
     smtp_port: int = Field(
         default=2525, ge=0, le=65535, description="Port of the inbound SMTP server; 0: none"
     )
+    smtp_tls_cert: Path | None = Field(
+        default=None, description="Certificate chain (PEM) of the SMTP server; with "
+        "smtp_tls_key it offers STARTTLS"
+    )
+    smtp_tls_key: Path | None = Field(
+        default=None, description="Private key (PEM) of smtp_tls_cert"
+    )
+    smtp_require_tls: bool = Field(
+        default=False, description="Refuse mail (530) from clients that did not STARTTLS first; "
+        "off: TLS is offered, plain delivery still accepted (as MX servers do)"
+    )
     email_max_message_bytes: int = Field(
         default=40 * 1024 * 1024, ge=1024,
         description="Largest mail accepted (SMTP SIZE); larger is refused before it is read",

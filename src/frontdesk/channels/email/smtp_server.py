@@ -12,6 +12,9 @@ What the sending MTA is told, and why:
   (or its quarantine record) committed: a crash before that leaves the MTA without an
   answer, so it delivers again, and the Message-ID key makes the repeat store nothing.
 - Any failure to store: 451 (temporary: the MTA retries later), never 250.
+- With FRONTDESK_SMTP_TLS_CERT and _KEY, STARTTLS is advertised and accepted; plain
+  delivery still is (opportunistic TLS, as MX servers do), unless FRONTDESK_SMTP_REQUIRE_TLS:
+  then MAIL (and anything but EHLO, NOOP, QUIT, STARTTLS) before STARTTLS gets 530.
 """
 
 from __future__ import annotations
@@ -19,11 +22,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import ssl
 from typing import TYPE_CHECKING, Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from frontdesk.channels.email.service import base_address, receive_into_inbox, route_recipients
+from frontdesk.config import Settings
 
 if TYPE_CHECKING:
     from frontdesk.runtime import Runtime
@@ -32,6 +37,47 @@ log = logging.getLogger(__name__)
 
 MAX_RECIPIENTS = 100
 MAX_SESSIONS = 200  # concurrent SMTP connections; more are told 421 (try again later)
+
+
+class SmtpTlsSettingsError(ValueError):
+    """The SMTP server's TLS settings cannot work; the message is one sentence for the
+    operator (`serve` refuses to start with it)."""
+
+
+def smtp_tls_context(settings: Settings) -> ssl.SSLContext | None:
+    """The server-side TLS context of FRONTDESK_SMTP_TLS_CERT/_KEY, or None when neither is
+    set. Raises SmtpTlsSettingsError, saying what is wrong, for half a pair, an unreadable
+    file, files that are not a matching PEM certificate and key, or
+    FRONTDESK_SMTP_REQUIRE_TLS without them."""
+    cert, key = settings.smtp_tls_cert, settings.smtp_tls_key
+    if cert is None and key is None:
+        if settings.smtp_require_tls:
+            raise SmtpTlsSettingsError(
+                "FRONTDESK_SMTP_REQUIRE_TLS is on but the SMTP server has no certificate: "
+                "set FRONTDESK_SMTP_TLS_CERT and FRONTDESK_SMTP_TLS_KEY")
+        return None
+    if cert is None or key is None:
+        given, missing = (("FRONTDESK_SMTP_TLS_KEY", "FRONTDESK_SMTP_TLS_CERT") if cert is None
+                          else ("FRONTDESK_SMTP_TLS_CERT", "FRONTDESK_SMTP_TLS_KEY"))
+        raise SmtpTlsSettingsError(f"{given} is set but {missing} is not: the SMTP server "
+                                   "needs both for STARTTLS")
+    for name, path in (("FRONTDESK_SMTP_TLS_CERT", cert), ("FRONTDESK_SMTP_TLS_KEY", key)):
+        try:
+            with open(path, "rb"):
+                pass
+        except OSError as exc:
+            raise SmtpTlsSettingsError(
+                f"{name} names {str(path)!r}, which cannot be read: "
+                f"{exc.strerror or exc}") from None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(cert, key)
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        detail = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
+        raise SmtpTlsSettingsError(
+            f"The SMTP server's certificate {str(cert)!r} and key {str(key)!r} do not load "
+            f"as a matching PEM certificate and private key ({detail})") from None
+    return context
 
 
 class InboundMailHandler:
@@ -102,11 +148,16 @@ class _Busy(asyncio.Protocol):
 
 class SmtpServer:
     def __init__(self, runtime: Runtime, host: str, port: int, *,
-                 max_sessions: int = MAX_SESSIONS) -> None:
+                 max_sessions: int = MAX_SESSIONS, tls_context: ssl.SSLContext | None = None,
+                 require_tls: bool = False) -> None:
+        if require_tls and tls_context is None:
+            raise SmtpTlsSettingsError("Requiring STARTTLS needs a TLS context")
         self.runtime = runtime
         self.host = host
         self.port = port
         self.max_sessions = max_sessions
+        self.tls_context = tls_context
+        self.require_tls = require_tls
         self._sessions: set[SMTP] = set()
         self._server: asyncio.Server | None = None
 
@@ -132,14 +183,18 @@ class SmtpServer:
                 return _Busy()
             return _CountedSMTP(self._sessions, handler, data_size_limit=limit,
                                 enable_SMTPUTF8=True, decode_data=False, hostname=hostname,
-                                ident="Frontdesk ESMTP", timeout=120)
+                                ident="Frontdesk ESMTP", timeout=120,
+                                tls_context=self.tls_context,
+                                require_starttls=self.require_tls)
 
         # reuse_port: several `frontdesk serve` processes on one host share the port (the
         # kernel spreads connections over them), as they share the HTTP port behind a
         # balancer; each answers 250 only after its own commit.
         self._server = await asyncio.get_running_loop().create_server(
             protocol, host=self.host, port=self.port, reuse_port=self.port != 0)
-        log.info("SMTP server listening on %s:%d", self.host, self.bound_port)
+        log.info("SMTP server listening on %s:%d (%s)", self.host, self.bound_port,
+                 "STARTTLS required" if self.require_tls
+                 else "STARTTLS offered" if self.tls_context is not None else "no TLS")
 
     async def stop(self) -> None:
         if self._server is not None:
@@ -152,11 +207,16 @@ class SmtpServer:
             self._server = None
 
 
-async def start_smtp_server(runtime: Runtime) -> SmtpServer | None:
-    """The SMTP server of FRONTDESK_SMTP_HOST/PORT, started; None when the port is 0."""
+async def start_smtp_server(runtime: Runtime,
+                            tls_context: ssl.SSLContext | None = None) -> SmtpServer | None:
+    """The SMTP server of FRONTDESK_SMTP_HOST/PORT, started; None when the port is 0.
+    `tls_context`: the one `smtp_tls_context` made (made here when not given)."""
     settings = runtime.settings
     if not settings.smtp_port:
         return None
-    server = SmtpServer(runtime, settings.smtp_host, settings.smtp_port)
+    if tls_context is None:
+        tls_context = smtp_tls_context(settings)
+    server = SmtpServer(runtime, settings.smtp_host, settings.smtp_port,
+                        tls_context=tls_context, require_tls=settings.smtp_require_tls)
     await server.start()
     return server
