@@ -140,6 +140,11 @@ class Settings(BaseSettings):
     email_retry_base_seconds: float = Field(
         default=30.0, ge=0, description="First retry delay ceiling; doubles per attempt"
     )
+    upload_retention_hours: float = Field(
+        default=24.0, gt=0,
+        description="Files agents upload for a reply and no message uses are deleted after "
+        "this many hours; an upload id is good for as long",
+    )
     # Web UI (agent workspace). The session cookie is signed with this key; unset, a key is
     # generated once into <data_dir>/secret.key (0600). Several web processes on several
     # hosts must share one key: set it explicitly there.

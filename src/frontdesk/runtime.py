@@ -16,6 +16,7 @@ from frontdesk.channels.email.imap_poller import DeliveryStatus, ImapPollers
 from frontdesk.channels.email.outbound import EmailOutboundListener, EmailSender
 from frontdesk.config import Settings
 from frontdesk.conversations.scheduling import ScheduledReplySender
+from frontdesk.conversations.uploads import UploadSweeper
 from frontdesk.core.dispatcher import CrossProcessWakeup, EventDispatcher, Listener
 from frontdesk.core.realtime import RealtimeHub, RealtimeListener
 from frontdesk.core.secrets import SecretBox, secret_box
@@ -74,6 +75,9 @@ class Runtime:
         # Scheduled replies go out wherever events are dispatched (serve or worker).
         self.scheduled_sender = ScheduledReplySender(self.sessions, self.read_sessions,
                                                      on_sent=self.dispatcher.wake)
+        # Files agents uploaded for a reply that no message used: deleted after
+        # FRONTDESK_UPLOAD_RETENTION_HOURS, wherever events are dispatched.
+        self.upload_sweeper = UploadSweeper(self.read_sessions, settings)
         # IMAP mailboxes of e-mail inboxes: polled wherever events are dispatched (serve or
         # worker), each by one process of the cluster at a time (a lease row).
         self.imap_pollers = ImapPollers(self.sessions, settings, box=self._secret_box,
@@ -109,6 +113,8 @@ class Runtime:
                 asyncio.create_task(self.imap_pollers.run_forever(), name="imap-pollers"))
             self._background.append(asyncio.create_task(
                 self.scheduled_sender.run_forever(), name="scheduled-replies"))
+            self._background.append(asyncio.create_task(
+                self.upload_sweeper.run_forever(), name="upload-sweeper"))
 
     async def stop(self) -> None:
         await self.imap_pollers.stop()  # before the writer: a mail in hand is stored first
@@ -116,6 +122,7 @@ class Runtime:
         self.webhook_sender.stop()
         self.email_sender.stop()
         self.scheduled_sender.stop()
+        self.upload_sweeper.stop()
         await self.push_sender.stop()
         for task in self._background:
             try:

@@ -7,20 +7,41 @@ No table holds uploads, so an upload never sent costs one file and no row; the s
 binds the id to the workspace, so another workspace cannot attach a file by guessing or
 copying its digest. A reply naming ids lists those files on its message
 (`Message.attachments`), where the download routes find them by position.
+
+An id is good for FRONTDESK_UPLOAD_RETENTION_HOURS (a reply naming an older one gets 422
+`upload_expired`). `UploadSweeper` (wherever events are dispatched: `serve` with the
+embedded worker, every `worker`) deletes the files of the attachment store that no
+message names and that were last stored longer ago than that (and a grace period):
+uploads of discarded drafts, and files of mail that was never stored (a crash between
+writing them and the commit, a rate-limited mail still in quarantine: re-processing
+writes them again). Storing bytes that are already there refreshes their time, and a
+file is renamed aside and its time looked at again before it is deleted, so a file being
+stored again at that instant is kept.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import contextlib
 import hashlib
 import hmac
 import json
+import logging
+import os
+import re
+import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
+from sqlalchemy import bindparam, text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.datastructures import UploadFile as StarletteUploadFile
 from starlette.requests import Request
 
@@ -28,16 +49,27 @@ from frontdesk.accounts.service import Principal
 from frontdesk.channels.email.headers import sanitize_filename
 from frontdesk.channels.email.storage import attachment_store
 from frontdesk.config import Settings
+from frontdesk.core.background import PumpLoop
 from frontdesk.core.errors import InvalidInput
+
+log = logging.getLogger(__name__)
 
 UPLOAD_ID_PREFIX = "up1"
 MAX_UPLOADS_PER_REPLY = 20
 _CONTENT_TYPE_LIMIT = 255
+# Files are deleted this long after the ids naming them expired: a reply that resolved an
+# id at the last moment has long committed (or failed) by then.
+SWEEP_GRACE = timedelta(minutes=10)
+SWEEP_INTERVAL_SECONDS = 3600.0
 
 
 class UploadTooLarge(InvalidInput):
     status_code = 413
     code = "upload_too_large"
+
+
+class UploadExpired(InvalidInput):
+    code = "upload_expired"
 
 
 @dataclass(frozen=True)
@@ -100,8 +132,9 @@ def store_upload(settings: Settings, principal: Principal, data: bytes,
     digest = attachment_store(settings.data_dir).put(data)
     name = sanitize_filename(filename)
     kind = _content_type(content_type)
+    expires = int(time.time() + settings.upload_retention_hours * 3600)
     body = _b64(json.dumps({"w": principal.workspace_id, "s": digest, "n": name, "t": kind,
-                            "z": len(data)}, separators=(",", ":")).encode())
+                            "z": len(data), "x": expires}, separators=(",", ":")).encode())
     upload_id = f"{UPLOAD_ID_PREFIX}.{body}.{_sign(upload_key(settings), body)}"
     return StoredUpload(upload_id, name, kind, len(data), digest)
 
@@ -109,7 +142,9 @@ def store_upload(settings: Settings, principal: Principal, data: bytes,
 def resolve_uploads(key: bytes, principal: Principal,
                     upload_ids: Sequence[str]) -> list[StoredUpload]:
     """The files behind the ids of an upload, in the order given (each once). An id that
-    is not ours, altered, or of another workspace answers 422 `unknown_upload`."""
+    is not ours, altered, or of another workspace answers 422 `unknown_upload`; one older
+    than FRONTDESK_UPLOAD_RETENTION_HOURS (its file may be gone) 422 `upload_expired`."""
+    now = time.time()
     found: dict[str, StoredUpload] = {}
     for upload_id in upload_ids:
         if upload_id in found:
@@ -127,6 +162,11 @@ def resolve_uploads(key: bytes, principal: Principal,
         if fields.get("w") != principal.workspace_id:
             raise InvalidInput("Unknown upload id", code="unknown_upload",
                                details={"upload_id": upload_id[:100]})
+        expires = fields.get("x")
+        if isinstance(expires, int) and now > expires:
+            raise UploadExpired(
+                f"The file {str(fields.get('n'))[:100]!r} was uploaded too long ago and is "
+                "no longer kept; upload it again", details={"upload_id": upload_id[:100]})
         found[upload_id] = StoredUpload(upload_id, str(fields["n"]), str(fields["t"]),
                                         int(fields["z"]), str(fields["s"]))
     return list(found.values())
@@ -175,3 +215,148 @@ async def read_upload(request: Request, limit: int) -> ReceivedFile:
                                      details={"limit": limit})
             chunks.append(chunk)
         return ReceivedFile(b"".join(chunks), file.filename, file.content_type)
+
+
+# ------------------------------------------------------------------- unused uploads
+
+_DIGEST = re.compile(r"[0-9a-f]{64}")
+_LEFTOVER_PREFIXES = (".incoming-", ".deleting-")  # a crashed write, a crashed sweep
+_REFERENCE_CHUNK = 500
+
+# The digests among `:digests` that some message lists in its attachments (one scan of
+# the messages for a chunk of digests). No index serves it; the sweep runs hourly, as a
+# read (on SQLite it takes no write lock).
+_REFERENCED_SQL = {
+    "postgresql": text(
+        "SELECT DISTINCT item ->> 'sha256' FROM messages CROSS JOIN LATERAL "
+        "jsonb_array_elements(CASE jsonb_typeof(messages.attachments) WHEN 'array' "
+        "THEN messages.attachments ELSE '[]'::jsonb END) AS item "
+        "WHERE item ->> 'sha256' IN :digests"),
+    # The path into the document itself: an element that is no object yields NULL there,
+    # where parsing the element's own text could fail.
+    "sqlite": text(
+        "SELECT DISTINCT json_extract(messages.attachments, item.fullkey || '.sha256') "
+        "FROM messages, json_each(CASE json_type(messages.attachments) WHEN 'array' "
+        "THEN messages.attachments ELSE '[]' END) AS item "
+        "WHERE json_extract(messages.attachments, item.fullkey || '.sha256') IN :digests"),
+}
+
+
+async def delete_unused_uploads(read_sessions: async_sessionmaker[AsyncSession],
+                                data_dir: Path, retention: timedelta) -> int:
+    """Delete the attachment store's files that no message names and that were last
+    stored more than `retention` (and SWEEP_GRACE) ago, with leftovers of interrupted
+    writes as old; returns how many files went."""
+    cutoff = time.time() - (retention + SWEEP_GRACE).total_seconds()
+    root = attachment_store(data_dir).root
+    old, leftovers = await asyncio.to_thread(_old_files, root, cutoff)
+    removed = await asyncio.to_thread(_remove_leftovers, leftovers, cutoff)
+    if not old:
+        return removed
+    digests = sorted(old)
+    used: set[str] = set()
+    async with read_sessions() as session:
+        statement = _REFERENCED_SQL[session.get_bind().dialect.name].bindparams(
+            bindparam("digests", expanding=True))
+        for start in range(0, len(digests), _REFERENCE_CHUNK):
+            rows = await session.execute(
+                statement, {"digests": digests[start:start + _REFERENCE_CHUNK]})
+            used.update(str(digest) for (digest,) in rows if digest)
+    unused = [old[digest] for digest in digests if digest not in used]
+    return removed + await asyncio.to_thread(_remove_if_still_old, unused, cutoff)
+
+
+def _old_files(root: Path, cutoff: float) -> tuple[dict[str, Path], list[Path]]:
+    """(digest → path of the store's files last stored before `cutoff`, leftover
+    temporary files); anything else in the directory is left alone."""
+    old: dict[str, Path] = {}
+    leftovers: list[Path] = []
+    try:
+        shards = [e for e in os.scandir(root) if e.is_dir(follow_symlinks=False)
+                  and len(e.name) == 2]
+    except FileNotFoundError:
+        return old, leftovers
+    for shard in shards:
+        try:
+            entries = list(os.scandir(shard.path))
+        except FileNotFoundError:
+            continue
+        for entry in entries:
+            try:
+                if not entry.is_file(follow_symlinks=False) \
+                        or entry.stat(follow_symlinks=False).st_mtime >= cutoff:
+                    continue
+            except FileNotFoundError:
+                continue
+            if _DIGEST.fullmatch(entry.name) and entry.name[:2] == shard.name:
+                old[entry.name] = Path(entry.path)
+            elif entry.name.startswith(_LEFTOVER_PREFIXES):
+                leftovers.append(Path(entry.path))
+    return old, leftovers
+
+
+def _remove_leftovers(paths: list[Path], cutoff: float) -> int:
+    removed = 0
+    for path in paths:
+        with contextlib.suppress(FileNotFoundError):
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+    return removed
+
+
+def _remove_if_still_old(paths: list[Path], cutoff: float) -> int:
+    """Delete each file unless it was stored again since it was looked at: it is renamed
+    aside first (from then on a new store of the bytes writes a new file), and deleted
+    only if its time is still old (a store that refreshed it before the rename shows)."""
+    removed = 0
+    for path in paths:
+        aside = path.with_name(f".deleting-{path.name}-{uuid.uuid4().hex[:8]}")
+        try:
+            os.rename(path, aside)
+        except FileNotFoundError:
+            continue  # another process's sweep took it
+        try:
+            if os.stat(aside).st_mtime >= cutoff:
+                os.replace(aside, path)  # stored again meanwhile: put back (same bytes)
+                continue
+            os.unlink(aside)
+            removed += 1
+        except FileNotFoundError:
+            continue
+    return removed
+
+
+class UploadSweeper(PumpLoop):
+    """The background job deleting unused uploads, hourly (the first round a minute
+    after start: a restart does not walk the store at once)."""
+
+    what = "deleting unused uploads"
+
+    def __init__(self, read_sessions: async_sessionmaker[AsyncSession], settings: Settings,
+                 *, interval: float = SWEEP_INTERVAL_SECONDS, first_delay: float = 60.0,
+                 retry_after: float = 300.0) -> None:
+        super().__init__(retry_after)
+        self._read_sessions = read_sessions
+        self._settings = settings
+        self.interval = interval
+        self._first_delay: float | None = first_delay
+
+    async def run_forever(self) -> None:
+        await self._run_rounds()
+
+    async def sweep(self) -> int:
+        """One round: delete what is unused and old now; how many files went."""
+        removed = await delete_unused_uploads(
+            self._read_sessions, self._settings.data_dir,
+            timedelta(hours=self._settings.upload_retention_hours))
+        if removed:
+            log.info("Deleted %d unused uploaded file(s)", removed)
+        return removed
+
+    async def _pump(self) -> float:
+        if self._first_delay is not None:
+            delay, self._first_delay = self._first_delay, None
+            return delay
+        await self.sweep()
+        return self.interval

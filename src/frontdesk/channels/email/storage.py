@@ -6,6 +6,10 @@ system (`../`, absolute paths, look-alike slashes); the name shown for download 
 sanitised one stored with the message. A file is written (and fsynced) before the row that
 names it is committed, so a stored message never lacks its files; a crash in between
 leaves at worst an unreferenced file, which the same mail delivered again reuses.
+
+Storing bytes that are already there refreshes the file's modification time: that time
+is when the file was last stored, which the sweep of unused uploads
+(`conversations.uploads.delete_unused_uploads`) goes by.
 """
 
 from __future__ import annotations
@@ -34,7 +38,11 @@ class FileStore:
         digest = sha256 or hashlib.sha256(data).hexdigest()
         target = self.path_of(digest)
         if target.is_file():
-            return digest
+            try:
+                os.utime(target)  # stored again now: fresh for the sweep of unused files
+                return digest
+            except FileNotFoundError:
+                pass  # swept away this instant: written anew below
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
         try:
