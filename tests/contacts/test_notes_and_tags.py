@@ -7,9 +7,13 @@ import asyncio
 from typing import Any
 
 import httpx
-from sqlalchemy import select
+import pytest
+from sqlalchemy import event, func, select
 
 from frontdesk.accounts.models import Role
+from frontdesk.accounts.service import Principal
+from frontdesk.contacts import tags as contact_tags
+from frontdesk.core.errors import Forbidden, InvalidInput, NotFound
 from frontdesk.core.events import OutboxEvent
 from frontdesk.runtime import Runtime
 from tests.apitools import HOOK_URL, assert_error, error_fields
@@ -256,3 +260,129 @@ async def test_webhooks_subscribe_to_note_events_and_get_them(
         payload = (await session.execute(select(OutboxEvent.payload).where(
             OutboxEvent.id == items[0]["event_id"]))).scalar_one()
     assert payload["note"] == {**note, "contact_id": contact}
+
+
+# --- the workspace's contact tags (the admin's tag screen) ---------------------------------
+
+
+def _contact_tag_changes(events: list[tuple[str, dict[str, Any]]]) -> dict[int, Any]:
+    """contact id -> changes.tags of its contact.updated event (one each)."""
+    found: dict[int, Any] = {}
+    for kind, payload in events:
+        assert kind == "contact.updated", kind
+        assert payload["contact"]["id"] not in found, "one event per contact"
+        found[payload["contact"]["id"]] = payload["changes"]["tags"]
+    return found
+
+
+async def test_an_admin_renames_and_deletes_a_contact_tag_on_every_contact_with_events(
+    api: httpx.AsyncClient, factory: Factory, runtime: Runtime
+) -> None:
+    ws = await factory.workspace()
+    anna, omar, lena = (await _contact(factory, ws), await _contact(factory, ws),
+                        await _contact(factory, ws))
+    await factory.contact_tags(ws, anna, "vip", "churn-risk")
+    await factory.contact_tags(ws, omar, "vip", "v.i.p")
+    await factory.contact_tags(ws, lena, "partner")
+    admin = Principal(ws.admin.user_id, ws.id, Role.ADMIN)
+
+    async with runtime.sessions() as session:
+        usage = await contact_tags.list_contact_tag_usage(session, admin)
+    assert [(u.name, u.contacts) for u in usage] == [
+        ("churn-risk", 1), ("partner", 1), ("v.i.p", 1), ("vip", 2)]
+
+    seen = len(await _events(runtime, ws))
+    async with runtime.sessions() as session:
+        renamed = await contact_tags.rename_contact_tag(session, admin, "v.i.p", " VIP ")
+        await session.commit()
+    assert (renamed.name, renamed.contacts) == ("vip", 2)  # merged into the tag in use
+    async with runtime.sessions() as session:
+        renamed = await contact_tags.rename_contact_tag(session, admin, "vip", "key-account")
+        await session.commit()
+    assert (renamed.name, renamed.contacts) == ("key-account", 2)
+    events = await _events(runtime, ws)
+    assert _contact_tag_changes(events[seen:seen + 1]) == {omar: [["v.i.p", "vip"], ["vip"]]}
+    assert _contact_tag_changes(events[seen + 1:]) == {
+        anna: [["churn-risk", "vip"], ["churn-risk", "key-account"]],
+        omar: [["vip"], ["key-account"]],
+    }  # and nothing for lena, who never carried it
+
+    seen = len(events)
+    async with runtime.sessions() as session:
+        assert await contact_tags.delete_contact_tag(session, admin, "key-account") == 2
+        await session.commit()
+    assert _contact_tag_changes((await _events(runtime, ws))[seen:]) == {
+        anna: [["churn-risk", "key-account"], ["churn-risk"]],
+        omar: [["key-account"], []],
+    }
+    for contact_id, tags in ((anna, ["churn-risk"]), (omar, []), (lena, ["partner"])):
+        r = await api.get(f"/api/v1/contacts/{contact_id}", headers=ws.admin.headers)
+        assert r.json()["tags"] == tags
+
+
+async def test_contact_tag_renames_are_for_admins_and_other_workspaces_tags_are_not_found(
+    factory: Factory, runtime: Runtime
+) -> None:
+    ws, other = await factory.workspace(), await factory.workspace()
+    await factory.contact_tags(ws, await _contact(factory, ws), "vip")
+    await factory.contact_tags(other, await _contact(factory, other), "theirs")
+    admin = Principal(ws.admin.user_id, ws.id, Role.ADMIN)
+    supervisor = Principal(ws.admin.user_id, ws.id, Role.SUPERVISOR)
+    seen = len(await _events(runtime, ws))
+    async with runtime.sessions() as session:
+        with pytest.raises(Forbidden):
+            await contact_tags.rename_contact_tag(session, supervisor, "vip", "gold")
+        with pytest.raises(Forbidden):
+            await contact_tags.delete_contact_tag(session, supervisor, "vip")
+        for name in ("theirs", "nobody-has-it"):
+            with pytest.raises(NotFound):
+                await contact_tags.rename_contact_tag(session, admin, name, "mine")
+            with pytest.raises(NotFound):
+                await contact_tags.delete_contact_tag(session, admin, name)
+        with pytest.raises(InvalidInput):
+            await contact_tags.rename_contact_tag(session, admin, "vip", "  ")
+        assert [u.name for u in await contact_tags.list_contact_tag_usage(session, admin)] == [
+            "vip"]
+        await session.commit()
+    assert len(await _events(runtime, ws)) == seen  # nothing was renamed, nothing told
+
+
+async def test_a_contact_tag_change_takes_as_many_queries_for_30_contacts_as_for_3(
+    factory: Factory, runtime: Runtime
+) -> None:
+    statements: list[str] = []
+    ours: list[Any] = []
+
+    def count(conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if conn in ours:  # not the dispatcher's, which shares the engine on PostgreSQL
+            statements.append(statement)
+
+    async def queries_of(change: str, n: int) -> int:
+        ws = await factory.workspace()
+        for _ in range(n):
+            await factory.contact_tags(ws, await _contact(factory, ws), "vip")
+        admin = Principal(ws.admin.user_id, ws.id, Role.ADMIN)
+        engine = runtime.write_engine.sync_engine
+        async with runtime.sessions() as session:
+            await session.execute(select(1))
+            ours[:] = [(await session.connection()).sync_connection]
+            statements.clear()
+            event.listen(engine, "before_cursor_execute", count)
+            try:
+                if change == "rename":
+                    await contact_tags.rename_contact_tag(session, admin, "vip", "gold")
+                else:
+                    await contact_tags.delete_contact_tag(session, admin, "vip")
+                await session.flush()
+            finally:
+                event.remove(engine, "before_cursor_execute", count)
+            recorded = (await session.execute(
+                select(func.count()).select_from(OutboxEvent)
+                .where(OutboxEvent.workspace_id == ws.id,
+                       OutboxEvent.type == "contact.updated"))).scalar_one()
+            assert recorded == 2 * n  # n taggings, then n of this change, in its transaction
+            await session.rollback()
+        return len(statements)
+
+    for change in ("rename", "delete"):
+        assert await queries_of(change, 30) == await queries_of(change, 3), change

@@ -666,3 +666,50 @@ async def test_a_webhook_is_edited_and_the_ssrf_guard_still_holds(
     hook = (await api.get(f"/api/v1/webhooks/{hook_id}", headers=ws.admin.headers)).json()
     assert hook["url"] == "http://127.0.0.1:9/other" and hook["events"] == [
         "contact.merged", "contact.updated"]
+
+
+async def test_contact_tags_are_listed_with_counts_renamed_and_deleted_by_admins_only(
+    browser_client: MakeClient, factory: Factory, api: httpx.AsyncClient
+) -> None:
+    ws, other = await factory.workspace(), await factory.workspace()
+    anna = int((await factory.conversation(ws))["contact_id"])
+    omar = int((await factory.conversation(ws))["contact_id"])
+    await factory.contact_tags(ws, anna, "vip", "churn-risk")
+    await factory.contact_tags(ws, omar, "vip")
+    await factory.contact_tags(other, int((await factory.conversation(other))["contact_id"]),
+                               "their-secret")
+    conversation = (await factory.conversation(ws))["conversation_id"]
+    await factory.tag(ws, conversation, "refund")
+
+    admin = await open_browser(browser_client, ws.admin)
+    page = (await admin.get("/app/admin/tags")).text
+    conversation_part, contact_part = page.split('id="contact-tags-title"')
+    rows = re.compile(r'<bdi>([^<]+)</bdi></a></td>\s*<td class="num">(\d+)</td>')
+    assert rows.findall(conversation_part) == [("refund", "1")]
+    assert rows.findall(contact_part) == [("churn-risk", "1"), ("vip", "2")]
+    assert 'href="/app/contacts?tag=vip"' in contact_part
+    assert "their-secret" not in page
+
+    page = await admin.follow("/app/admin/contact-tags/rename", name="vip", new_name="Gold")
+    assert "The tag is renamed on every contact." in page.text
+    page = await admin.follow("/app/admin/contact-tags/delete", name="churn-risk")
+    assert "The tag is deleted from every contact." in page.text
+    for contact_id, tags in ((anna, ["gold"]), (omar, ["gold"])):
+        r = await api.get(f"/api/v1/contacts/{contact_id}", headers=ws.admin.headers)
+        assert r.json()["tags"] == tags
+    page = await admin.follow("/app/admin/contact-tags/rename", name="gold", new_name=" ")
+    assert "That could not be saved." in page.text
+    # Another workspace's tag is unknown here, as every other of its names and ids.
+    assert (await admin.post("/app/admin/contact-tags/delete",
+                             name="their-secret")).status_code == 404
+
+    for role in (Role.SUPERVISOR, Role.AGENT):
+        person = await open_browser(browser_client, await factory.member(ws, role))
+        assert (await person.get("/app/admin/tags")).status_code == 403
+        for path, data in (("/app/admin/contact-tags/rename", {"name": "gold",
+                                                                "new_name": "sneaky"}),
+                           ("/app/admin/contact-tags/delete", {"name": "gold"})):
+            r = await person.post(path, **data)
+            assert r.status_code == 403, f"{role} {path}: {r.status_code}"
+    r = await api.get(f"/api/v1/contacts/{anna}", headers=ws.admin.headers)
+    assert r.json()["tags"] == ["gold"]

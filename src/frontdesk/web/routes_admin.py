@@ -1,4 +1,5 @@
-"""The admin area: members and roles, teams, inboxes, tags, webhooks and API tokens.
+"""The admin area: members and roles, teams, inboxes, tags (of conversations and of
+contacts), webhooks and API tokens.
 
 Roles as in the REST API (see web/roles.py): supervisors may look at members and teams,
 everything else and every change is for admins. Every change goes through the services
@@ -19,6 +20,7 @@ from frontdesk.accounts.auth import forget_cached_tokens
 from frontdesk.accounts.models import Role
 from frontdesk.accounts.schemas import UserInvite
 from frontdesk.channels import service as channels
+from frontdesk.contacts import tags as contact_tags
 from frontdesk.conversations import tags as tag_vocabulary
 from frontdesk.core.deps import DbSession, RuntimeDep
 from frontdesk.core.errors import Forbidden, FrontdeskError, InvalidInput, NotFound
@@ -255,8 +257,10 @@ async def rename_inbox(
 
 @router.get("/admin/tags")
 async def tags_page(request: Request, db: DbSession, agent: AdminAgent) -> Response:
+    """Conversation tags and contact tags: two vocabularies, each with its own counts."""
     return _admin_page(request, agent, "admin/tags.html", "tags",
-                       tags=await tag_vocabulary.list_tag_usage(db, agent.principal))
+                       tags=await tag_vocabulary.list_tag_usage(db, agent.principal),
+                       contact_tags=await contact_tags.list_contact_tag_usage(db, agent.principal))
 
 
 @router.post("/admin/tags/rename")
@@ -282,6 +286,31 @@ async def delete_tag(
         return _refused(request, exc, "/app/admin/tags")
     flash(request, N_("The tag is deleted from every conversation."))
     return redirect(request, "/app/admin/tags")
+
+
+@router.post("/admin/contact-tags/rename")
+async def rename_contact_tag(
+    request: Request, db: DbSession, agent: AdminAgent,
+    name: Annotated[str, Form(max_length=100)], new_name: Annotated[str, Form(max_length=200)],
+) -> Response:
+    try:
+        await contact_tags.rename_contact_tag(db, agent.principal, name, new_name)
+    except FrontdeskError as exc:
+        return _refused(request, exc, "/app/admin/tags#contact-tags-title")
+    flash(request, N_("The tag is renamed on every contact."))
+    return redirect(request, "/app/admin/tags#contact-tags-title")
+
+
+@router.post("/admin/contact-tags/delete")
+async def delete_contact_tag(
+    request: Request, db: DbSession, agent: AdminAgent, name: Annotated[str, Form(max_length=100)],
+) -> Response:
+    try:
+        await contact_tags.delete_contact_tag(db, agent.principal, name)
+    except FrontdeskError as exc:
+        return _refused(request, exc, "/app/admin/tags#contact-tags-title")
+    flash(request, N_("The tag is deleted from every contact."))
+    return redirect(request, "/app/admin/tags#contact-tags-title")
 
 
 # --- webhooks ---------------------------------------------------------------------------
