@@ -433,8 +433,13 @@ def pages(people: People, filled: Filled, more_cursor_path: str) -> Iterator[
     yield "conversation pane (htmx)", f"/app/conversations/{conv}?view=all", {
         "HX-Request": "true", "HX-Target": "pane"}
     yield "search q=tracking (1M messages)", "/app/inbox?view=all&q=tracking", {}
-    # A word no message has: the search reads every message of the workspace.
+    # A word no message has: the trigram indexes answer that nothing matches.
     yield "search, no match (1M messages)", "/app/inbox?view=all&q=zebra-unicorn", {}
+    # A common word in a narrow view: too many matches to collect, so the view is walked
+    # in its order with the condition on each conversation.
+    yield "search q=tracking, resolved", "/app/inbox?view=all&status=resolved&q=tracking", {}
+    # Two letters: shorter than a trigram, no index can help.
+    yield "search, two letters", "/app/inbox?view=all&q=zq", {}
 
 
 def main(argv: list[str] | None = None) -> int:
