@@ -119,12 +119,26 @@ async def test_a_reply_goes_out_over_implicit_tls(
     assert status == "sent"
 
 
+def assert_never_logged(caplog: pytest.LogCaptureFixture, password: str) -> None:
+    """In no log line of ours or of the SMTP client (aiosmtpd's "mail.log" is the relay's),
+    neither as such nor in the base64 of AUTH PLAIN / LOGIN."""
+    secrets = {password, base64.b64encode(password.encode()).decode(),
+               base64.b64encode(f"\0{USERNAME}\0{password}".encode()).decode()}
+    ours = [r for r in caplog.records if not r.name.startswith("mail.log")]
+    assert any("outbound mail" in r.getMessage() for r in ours)  # the failure was logged
+    for record in ours:
+        text = record.getMessage() + (record.exc_text or "")
+        assert not any(secret in text for secret in secrets), record.name
+
+
 @pytest.mark.parametrize("security", ["starttls", "tls"])
 async def test_a_relay_whose_certificate_is_not_trusted_is_refused_and_the_reply_waits(
         security: str, certificates: tuple[Certificate, Certificate], factory: Factory,
-        runtime: Runtime, api: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch) -> None:
+        runtime: Runtime, api: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
     trusted, stranger = certificates
     reply_id, customer = await queued_reply(factory, runtime, api)
+    caplog.set_level(logging.DEBUG)
     context = server_context(stranger)
     with RecordingRelay(starttls=context if security == "starttls" else None,
                         implicit_tls=context if security == "tls" else None,
@@ -141,6 +155,21 @@ async def test_a_relay_whose_certificate_is_not_trusted_is_refused_and_the_reply
     assert outbound.last_error is not None
     assert "certificate is not trusted" in outbound.last_error
     assert "FRONTDESK_SMTP_RELAY_CA_FILE" in outbound.last_error
+    assert_never_logged(caplog, PASSWORD)
+
+
+async def test_a_relay_without_starttls_is_refused_before_the_password_goes_in_the_clear(
+        factory: Factory, runtime: Runtime, api: httpx.AsyncClient,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    reply_id, customer = await queued_reply(factory, runtime, api)
+    with RecordingRelay() as relay:  # plain SMTP, no STARTTLS offered
+        use_relay(monkeypatch, runtime, relay, security="starttls", ca_file=None)
+        await send_due(runtime)
+    assert relay.logins == [] and [m for m in relay.received if customer in m.rcpt_tos] == []
+    status, _, _ = await delivery_of(runtime, reply_id)
+    assert status == "pending"
+    outbound = await outbound_of(runtime, reply_id)
+    assert outbound.last_error is not None and "STARTTLS" in outbound.last_error
 
 
 async def test_a_wrong_password_is_a_clear_reason_and_never_logged(
@@ -163,14 +192,5 @@ async def test_a_wrong_password_is_a_clear_reason_and_never_logged(
     outbound = await outbound_of(runtime, reply_id)
     assert outbound.last_error is not None
     assert "refused the sign-in" in outbound.last_error and USERNAME in outbound.last_error
-    assert "535" in outbound.last_error
-    # In no log line of ours or of the SMTP client (aiosmtpd's "mail.log" is the relay's),
-    # neither as such nor in the base64 of AUTH PLAIN / LOGIN.
-    secrets = {wrong, base64.b64encode(wrong.encode()).decode(),
-               base64.b64encode(f"\0{USERNAME}\0{wrong}".encode()).decode()}
-    ours = [r for r in caplog.records if not r.name.startswith("mail.log")]
-    assert any(str(reply_id) in r.getMessage() or "failed" in r.getMessage() for r in ours)
-    for record in ours:
-        text = record.getMessage() + (record.exc_text or "")
-        assert not any(secret in text for secret in secrets), record.name
-    assert not any(secret in outbound.last_error for secret in secrets)
+    assert "535" in outbound.last_error and wrong not in outbound.last_error
+    assert_never_logged(caplog, wrong)
