@@ -13,10 +13,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from frontdesk.channels.email.models import OutboundEmail
 from frontdesk.channels.email.service import receive_email
+from frontdesk.db.base import utcnow
 from frontdesk.runtime import Runtime
 from tests.channels.email.mailmaker import make_mail
 from tests.channels.email.test_smtp_tls import Certificate, self_signed
@@ -156,6 +157,29 @@ async def test_a_relay_whose_certificate_is_not_trusted_is_refused_and_the_reply
     assert "certificate is not trusted" in outbound.last_error
     assert "FRONTDESK_SMTP_RELAY_CA_FILE" in outbound.last_error
     assert_never_logged(caplog, PASSWORD)
+
+
+async def test_an_unreadable_ca_file_is_named_in_the_reason(
+        certificates: tuple[Certificate, Certificate], factory: Factory, runtime: Runtime,
+        api: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    relay_certificate, _ = certificates
+    garbage = tmp_path / "not-a-bundle.pem"
+    garbage.write_text("not a certificate")
+    reply_id, _customer = await queued_reply(factory, runtime, api)
+    with RecordingRelay(starttls=server_context(relay_certificate),
+                        credentials=(USERNAME, PASSWORD)) as relay:
+        for ca_file in (tmp_path / "missing.pem", garbage):
+            use_relay(monkeypatch, runtime, relay, security="starttls", ca_file=ca_file)
+            async with runtime.sessions() as session, session.begin():
+                await session.execute(update(OutboundEmail)
+                                      .where(OutboundEmail.message_id == reply_id)
+                                      .values(next_attempt_at=utcnow()))
+            await send_due(runtime)
+            outbound = await outbound_of(runtime, reply_id)
+            assert outbound.status == "pending" and outbound.last_error is not None
+            assert outbound.last_error.startswith(
+                f"FRONTDESK_SMTP_RELAY_CA_FILE {ca_file} cannot be used: "), outbound.last_error
+    assert relay.logins == []
 
 
 async def test_a_relay_without_starttls_is_refused_before_the_password_goes_in_the_clear(

@@ -449,8 +449,12 @@ class EmailSender(PumpLoop):
                     recipients: list[str]) -> dict[str, tuple[int, str]]:
         s = self.settings
         # Verified against the system's CAs and FRONTDESK_SMTP_RELAY_CA_FILE, names checked.
-        context = tls_context(s.smtp_relay_ca_file) if s.smtp_relay_security != "none" \
-            else None
+        try:
+            context = tls_context(s.smtp_relay_ca_file) if s.smtp_relay_security != "none" \
+                else None
+        except OSError as exc:  # (ssl.SSLError is one: a file that holds no certificate)
+            raise RelayNotUsable(f"FRONTDESK_SMTP_RELAY_CA_FILE {s.smtp_relay_ca_file} "
+                                 f"cannot be used: {exc}") from exc
         try:
             # Flattened here, with our policy: aiosmtplib's own would fold long headers.
             errors, _response = await aiosmtplib.send(
