@@ -10,7 +10,9 @@ mail before the clock starts (plain text and HTML alternatives, a quarter of the
 that thread into an earlier conversation by In-Reply-To), then delivers them over C
 concurrent SMTP connections, each sending mail after mail on one connection as an MTA's
 queue runner does. A mail counts when its 250 came back, i.e. after its commit. The rate
-limit per sender is lifted (a benchmark is a mail storm). It prints one JSON object.
+limit per sender is lifted (a benchmark is a mail storm). It prints one JSON object, and
+exits with 1 (saying why on stderr) when the inbox does not hold exactly the mails whose
+250 came back, warm-up included, or when any mail was refused: a rate is no figure then.
 """
 
 from __future__ import annotations
@@ -118,7 +120,7 @@ def run(backend: str, mails: int, concurrency: int, warmup: int) -> dict[str, An
         log(f"{backend}: building {warmup + mails} mails")
         built = build_mails(warmup + mails, address)
         log(f"{backend}: warming up with {warmup} mails")
-        asyncio.run(deliver(smtp_port, address, built[:warmup], concurrency))
+        warmed = asyncio.run(deliver(smtp_port, address, built[:warmup], concurrency))
         load = [round(x, 2) for x in os.getloadavg()]
         cpu_before = target.cpu_seconds()
         log(f"{backend}: delivering {mails} mails over {concurrency} connections")
@@ -131,6 +133,8 @@ def run(backend: str, mails: int, concurrency: int, warmup: int) -> dict[str, An
     return {
         "backend": backend, "mails": mails, "concurrency": concurrency, **figures,
         "stored_messages": stored, "expected_messages": warmup + mails,
+        "delivered_messages": warmed["accepted"] + figures["accepted"],
+        "refused_messages": warmed["failed"] + figures["failed"],
         "conversations": conversations, "load_average_before": load,
         "server_cpu_seconds": None if cpu_before is None or cpu_after is None
         else round(cpu_after - cpu_before, 2),
@@ -146,6 +150,20 @@ class _Alive:
         return None
 
 
+def wrong_count(result: dict[str, Any]) -> str | None:
+    """Why the run's figures cannot be trusted (mail lost, stored twice, or refused), or
+    None when the inbox holds exactly what was delivered."""
+    stored, delivered = result["stored_messages"], result["delivered_messages"]
+    if stored != delivered:
+        what = "lost" if stored < delivered else "too many: stored twice?"
+        return (f"{delivered} mails were accepted (250) but the inbox stores {stored} "
+                f"messages ({abs(delivered - stored)} {what})")
+    if result["refused_messages"]:
+        return (f"{result['refused_messages']} of {result['expected_messages']} mails were "
+                "refused by the SMTP server")
+    return None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
@@ -155,7 +173,12 @@ def main() -> None:
     args = parser.parse_args()
     import json
 
-    print(json.dumps(run(args.backend, args.mails, args.concurrency, args.warmup), indent=2))
+    result = run(args.backend, args.mails, args.concurrency, args.warmup)
+    print(json.dumps(result, indent=2))
+    problem = wrong_count(result)
+    if problem is not None:
+        print(f"email_ingest: {problem}", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

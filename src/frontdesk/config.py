@@ -133,6 +133,10 @@ class Settings(BaseSettings):
     smtp_relay_security: Literal["none", "starttls", "tls"] = Field(
         default="starttls", description="none | starttls | tls (implicit TLS, port 465)"
     )
+    smtp_relay_ca_file: Path | None = Field(
+        default=None, description="Extra CA certificates (PEM) trusted for the relay's TLS, "
+        "besides the system's (a relay with a private CA)"
+    )
     smtp_relay_timeout_seconds: float = Field(default=30.0, gt=0)
     email_send_max_attempts: int = Field(
         default=10, ge=1, description="Attempts before an outbound mail is marked failed"

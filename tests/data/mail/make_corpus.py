@@ -16,7 +16,10 @@ quoted_contains, html_contains, html_not_contains, html_is_none, attachments (fi
 in order), attachment_types ({name: type}), inline_cids, not_loaded (names), is_calendar,
 calendar_method, is_bounce, bounce_original_message_id, bounce_status, bounce_recipient,
 bounce_standard, bounce_diagnostic_contains, automatic_kind (null: a person), suppress_auto_reply, defects (true:
-some, false: none), defects_contain, list_id, charset_note (a defect mentioning it).
+some, false: none), defects_contain, list_id, charset_note (a defect mentioning it),
+forwarded (who wrote the forwarded mails: [{from, to, cc, subject, date}]).
+Not an expectation but a setting: max_attachment_bytes (the limit the message is parsed
+with, FRONTDESK_EMAIL_MAX_ATTACHMENT_BYTES; default the parser's own).
 """
 
 from __future__ import annotations
@@ -186,6 +189,26 @@ def charset_gb2312_label_on_gbk_text() -> Case:
 def charset_gb18030_chinese() -> Case:
     raw = simple(ZH + " 𠀀\n", "gb18030", cte="base64")
     return raw, {"text_contains": ["物流信息", "𠀀"], "defects": False}
+
+
+@case
+def charset_gbk_label() -> Case:
+    # 镕, 喆 and 玥 are in GBK, not in GB2312; labelled as what they are.
+    text = "您好，我是朱镕基公司的张喆，请联系王玥。发票抬头有误。"
+    raw = message([("Subject", "Invoice"), *mime("text/plain; charset=gbk"),
+                   ("Content-Transfer-Encoding", "8bit")], text.encode("gbk") + b"\n")
+    return raw, {"text_contains": ["朱镕基", "张喆", "王玥"], "defects": False}
+
+
+@case
+def charset_gb18030_8bit_beyond_gb2312() -> Case:
+    # GBK's two-byte characters (镕, 喆) and what only GB18030 has: four-byte ones (𠀀 of the
+    # CJK extension B, ḿ) and the euro sign; 8-bit, labelled in capitals as Outlook does.
+    text = "您好，朱镕基公司的张喆：发票金额 120€，附言 𠀀 ḿ。"
+    raw = message([("Subject", ew("发票", "gb18030")), *mime("text/plain; charset=GB18030"),
+                   ("Content-Transfer-Encoding", "8bit")], text.encode("gb18030") + b"\n")
+    return raw, {"subject": "发票", "text_contains": ["朱镕基", "张喆", "120€", "𠀀 ḿ"],
+                 "defects": False}
 
 
 @case
@@ -613,7 +636,10 @@ def forwarded_as_attachment() -> Case:
     return raw, {"text_contains": ["Please check the quote"],
                  "text_not_contains": ["Here is the quote"],
                  "attachments": ["Your quote.eml"],
-                 "attachment_types": {"Your quote.eml": "message/rfc822"}}
+                 "attachment_types": {"Your quote.eml": "message/rfc822"},
+                 "forwarded": [{"from": "Vendor <sales@vendor.test>",
+                                "to": ["jane@customer.test"], "cc": [],
+                                "subject": "Your quote", "date": DATE}]}
 
 
 @case
@@ -626,7 +652,11 @@ def forwarded_inline_gmail() -> Case:
     raw = simple(text, "utf-8", subject="Fwd: Delivery failed")
     return raw, {"new_text": "FYI — this is what the courier told me.",
                  "quoted_contains": ["We could not deliver your parcel."],
-                 "text_contains": ["We could not deliver your parcel."]}
+                 "text_contains": ["We could not deliver your parcel."],
+                 "forwarded": [{"from": "Courier <noreply@courier.test>",
+                                "to": ["jane@customer.test"], "cc": [],
+                                "subject": "Delivery failed",
+                                "date": "Sun, Jan 14, 2024 at 9:00 AM"}]}
 
 
 # --- attachments ---------------------------------------------------------------------------------
@@ -710,6 +740,22 @@ def attachment_text_file_is_not_body() -> Case:
     raw = message([("Subject", "Log"), *mime('multipart/mixed; boundary="att6"')], body)
     return raw, {"text_contains": ["Log attached."], "text_not_contains": ["ERROR 42"],
                  "attachments": ["error.log"]}
+
+
+@case
+def attachment_over_the_size_limit() -> Case:
+    # Parsed with a limit of 1 KiB: the 4 KiB scan is listed, not loaded, with the reason;
+    # the mail and its small file are kept.
+    body = multipart([part(b"The scan is attached, and my notes.\n"), part(
+        b64(bytes(range(256)) * 16), "application/pdf", "base64",
+        ['Content-Disposition: attachment; filename="scan.pdf"']), part(
+        b64(b"short notes"), "text/plain; charset=utf-8", "base64",
+        ['Content-Disposition: attachment; filename="notes.txt"'])], "att9")
+    raw = message([("Subject", "Scan"), *mime('multipart/mixed; boundary="att9"')], body)
+    return raw, {"max_attachment_bytes": 1024, "text_contains": ["The scan is attached"],
+                 "attachments": ["scan.pdf", "notes.txt"], "not_loaded": ["scan.pdf"],
+                 "defects_contain": ["'scan.pdf' not loaded: 4096 bytes is over the limit "
+                                     "of 1024"]}
 
 
 @case

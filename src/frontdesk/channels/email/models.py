@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     Boolean,
@@ -15,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
 )
+from sqlalchemy import text as sql_text  # (`text` is a column of EmailRecord)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from frontdesk.db.base import (
@@ -85,6 +87,9 @@ class EmailRecord(Base):
     # Why the mail did not join the conversation it referred to (e.g. "not_a_participant").
     thread_note: Mapped[str | None] = mapped_column(String(64))
     defects: Mapped[list[str]] = mapped_column(JsonDoc, default=list)
+    # The mails forwarded in this one (parsing.ForwardedMail.as_json): who originally wrote.
+    forwarded: Mapped[list[dict[str, Any]]] = mapped_column(
+        JsonDoc, default=list, server_default=sql_text("'[]'"))
     raw_sha256: Mapped[str | None] = mapped_column(String(64))  # <data_dir>/mail/<sha>.eml
     source: Mapped[str] = mapped_column(String(32), default="smtp")
     created_at: Mapped[datetime] = created_at_column()

@@ -24,6 +24,7 @@ import email.policy
 import html
 import logging
 import random
+import ssl
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -42,6 +43,7 @@ from frontdesk.channels.email.headers import (
     make_reply_address,
     safe_header_value,
 )
+from frontdesk.channels.email.imap import tls_context
 from frontdesk.channels.email.models import (
     Direction,
     EmailParticipant,
@@ -229,6 +231,25 @@ class PermanentFailure(Exception):
     """The relay refused the mail for good (5xx), or the mail cannot be made."""
 
 
+class RelayNotUsable(Exception):
+    """The relay cannot be used as configured (its certificate is not trusted, it refused
+    our sign-in). Not the mail's fault: it is tried again like a connection failure, so
+    the replies wait for an administrator to correct the settings instead of failing."""
+
+
+def _untrusted_certificate(exc: BaseException) -> ssl.SSLCertVerificationError | None:
+    """The certificate verification failure behind an error of aiosmtplib, if that is
+    what it is (it wraps the SSL error when connecting, not after STARTTLS)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
 def build_mail(record: EmailRecord, content: str, settings: dict[str, Any],
                reply_address: str,
                attachments: Sequence[tuple[str, str, bytes]] = ()) -> EmailMessage:
@@ -404,6 +425,10 @@ class EmailSender(PumpLoop):
             except PermanentFailure as exc:
                 await self._record(job, sent=False, error=str(exc), final=True)
                 return
+            except RelayNotUsable as exc:
+                final = job.attempt >= self.settings.email_send_max_attempts
+                await self._record(job, sent=False, error=str(exc), final=final)
+                return
             except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
                 final = job.attempt >= self.settings.email_send_max_attempts
                 await self._record(job, sent=False, error=f"{type(exc).__name__}: {exc}",
@@ -423,6 +448,13 @@ class EmailSender(PumpLoop):
     async def _send(self, mail: EmailMessage, sender: str,
                     recipients: list[str]) -> dict[str, tuple[int, str]]:
         s = self.settings
+        # Verified against the system's CAs and FRONTDESK_SMTP_RELAY_CA_FILE, names checked.
+        try:
+            context = tls_context(s.smtp_relay_ca_file) if s.smtp_relay_security != "none" \
+                else None
+        except OSError as exc:  # (ssl.SSLError is one: a file that holds no certificate)
+            raise RelayNotUsable(f"FRONTDESK_SMTP_RELAY_CA_FILE {s.smtp_relay_ca_file} "
+                                 f"cannot be used: {exc}") from exc
         try:
             # Flattened here, with our policy: aiosmtplib's own would fold long headers.
             errors, _response = await aiosmtplib.send(
@@ -430,9 +462,15 @@ class EmailSender(PumpLoop):
                 hostname=s.smtp_relay_host, port=s.smtp_relay_port,
                 username=s.smtp_relay_username, password=s.smtp_relay_password,
                 use_tls=s.smtp_relay_security == "tls",
-                start_tls=s.smtp_relay_security == "starttls",
+                start_tls=s.smtp_relay_security == "starttls", tls_context=context,
                 timeout=s.smtp_relay_timeout_seconds,
             )
+        except aiosmtplib.SMTPAuthenticationError as exc:
+            # (The password is in no message: only the user name and the relay's answer.)
+            raise RelayNotUsable(
+                f"the relay refused the sign-in as {s.smtp_relay_username!r} "
+                f"({exc.code} {exc.message}): check FRONTDESK_SMTP_RELAY_USERNAME and "
+                "_PASSWORD") from exc
         except aiosmtplib.SMTPRecipientsRefused as exc:
             raise PermanentFailure("every recipient was refused: " + "; ".join(
                 str(r) for r in exc.recipients)) from exc
@@ -440,6 +478,13 @@ class EmailSender(PumpLoop):
             if 500 <= exc.code < 600:
                 raise PermanentFailure(f"{exc.code} {exc.message}") from exc
             raise
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            untrusted = _untrusted_certificate(exc)
+            if untrusted is None:
+                raise
+            raise RelayNotUsable(
+                f"the relay's TLS certificate is not trusted ({untrusted.verify_message}); "
+                "a relay with a private CA needs FRONTDESK_SMTP_RELAY_CA_FILE") from exc
         return {address: (response.code, response.message)
                 for address, response in errors.items()}
 

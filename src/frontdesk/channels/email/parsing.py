@@ -28,6 +28,7 @@ from email.headerregistry import BaseHeader, HeaderRegistry
 from email.message import Message
 from email.parser import HeaderParser
 from io import BytesIO
+from typing import Any
 
 from frontdesk.channels.email.automatic import AutomaticKind, classify
 from frontdesk.channels.email.bounces import (
@@ -46,6 +47,7 @@ from frontdesk.channels.email.charsets import (
     storable,
     to_raw_bytes,
 )
+from frontdesk.channels.email.forwards import MAX_FORWARDS, inline_forwards
 from frontdesk.channels.email.headers import sanitize_filename
 from frontdesk.channels.email.htmltext import html_to_text, sanitize_html
 from frontdesk.channels.email.quotes import split_reply
@@ -91,6 +93,22 @@ class Attachment:
 
 
 @dataclass(frozen=True, slots=True)
+class ForwardedMail:
+    """Who wrote a mail the sender forwarded (inline under a client's forward separator, or
+    attached as message/rfc822): for the agent to see; never a participant."""
+
+    sender: str  # "Name <address>", or the address
+    to: tuple[str, ...] = ()
+    cc: tuple[str, ...] = ()
+    subject: str = ""
+    date: str = ""  # as written (a forwarded block's date is free text)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"from": self.sender, "to": list(self.to), "cc": list(self.cc),
+                "subject": self.subject, "date": self.date}
+
+
+@dataclass(frozen=True, slots=True)
 class ParsedEmail:
     message_id: str  # without angle brackets; synthesised when missing (see below)
     subject: str
@@ -120,6 +138,7 @@ class ParsedEmail:
     list_id: str | None = None
     defects: tuple[str, ...] = ()
     size: int = 0  # of the raw message, bytes
+    forwarded: tuple[ForwardedMail, ...] = ()  # mails forwarded in it, who wrote them
 
     @property
     def thread_ids(self) -> tuple[str, ...]:
@@ -170,6 +189,7 @@ class _Walk:
     dsn_text: str | None = None
     is_mdn: bool = False
     original_message_id: str | None = None
+    forwarded: list[ForwardedMail] = field(default_factory=list)
 
     def child(self) -> _Walk:
         sub = _Walk(self.max_attachment_bytes, self.hints)
@@ -186,6 +206,7 @@ class _Walk:
         self.dsn_text = self.dsn_text or sub.dsn_text
         self.is_mdn = self.is_mdn or sub.is_mdn
         self.original_message_id = self.original_message_id or sub.original_message_id
+        self.forwarded.extend(sub.forwarded)
 
 
 def _defect_name(defect: object) -> str:
@@ -432,6 +453,11 @@ def _walk(part: Message, w: _Walk, depth: int) -> None:
         subject = ""
         if inner is not None:
             subject, _ = decode_header_text(_raw_header(inner, "subject"), hints=w.hints)
+            forwarded = _forwarded_mail(
+                {name: _raw_header(inner, name) for name in ("from", "to", "cc", "date")}
+                | {"subject": subject}, w.hints, decoded=False)
+            if forwarded is not None:
+                w.forwarded.append(forwarded)
             subject = sanitize_filename(subject, default="", max_length=80)
         _attach(w, part, "message/rfc822", data,
                 default_name=(subject[:80] or "forwarded-message") + ".eml")
@@ -574,6 +600,27 @@ def _plain_as_html(text: str) -> str:
 
 
 # --- headers ---------------------------------------------------------------------------------
+
+
+def _forwarded_mail(fields: dict[str, str], hints: list[str], *,
+                    decoded: bool) -> ForwardedMail | None:
+    """A forwarded mail's people from its From/To/Cc/Subject/Date values (raw header
+    values of an attached mail, or the text of an inline block: `decoded`); None without a
+    readable From."""
+    def people(name: str) -> tuple[str, ...]:
+        # Readable, for the agent: not RFC 2047 words as formataddr writes a non-ASCII name.
+        return tuple(f"{a.name} <{a.address}>" if a.name else a.address
+                     for a in _addresses([fields.get(name) or ""], hints, name, []))
+
+    senders = people("from")
+    if not senders:
+        return None
+    subject, date = fields.get("subject") or "", fields.get("date") or ""
+    if not decoded:
+        date, _ = decode_header_text(date, hints=hints)
+    return ForwardedMail(sender=senders[0], to=people("to")[:50], cc=people("cc")[:50],
+                         subject=storable(" ".join(subject.split()))[:998],
+                         date=storable(" ".join(date.split()))[:200])
 
 
 def _raw_header(msg: Message, name: str) -> str:
@@ -844,6 +891,9 @@ def _parse(raw: bytes, max_attachment_bytes: int, envelope_sender: str | None) -
     raw_html = "\n".join(htmls) if htmls else None
     html_sanitized = sanitize_html(raw_html) if raw_html is not None else None
     new_text, quoted = split_reply(text, raw_html)
+    forwarded = [found for found in (_forwarded_mail(block, hints, decoded=True)
+                                     for block in inline_forwards(text)) if found is not None]
+    forwarded = (forwarded + w.forwarded)[:MAX_FORWARDS]
 
     # Bounces and automatic mail.
     bounce: Bounce | None = None
@@ -899,6 +949,7 @@ def _parse(raw: bytes, max_attachment_bytes: int, envelope_sender: str | None) -
         list_id=list_id,
         defects=tuple(dict.fromkeys(storable(d)[:500] for d in defects))[:200],
         size=len(raw),
+        forwarded=tuple(forwarded),
     )
 
 
@@ -908,6 +959,7 @@ __all__ = [
     "Bounce",
     "BounceRecipient",
     "EmailAddress",
+    "ForwardedMail",
     "ParsedEmail",
     "UnparseableEmail",
     "parse_email",

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class QuarantinedEmailOut(BaseModel):
@@ -27,6 +27,19 @@ class ReprocessedOut(BaseModel):
     message_id: int | None
     conversation_id: int | None
     reason: str | None
+
+
+class ForwardedMailOut(BaseModel):
+    """A mail forwarded in this one (inline under a forward separator, or attached): who
+    originally wrote it. Shown to the agent; these people are not participants."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    from_: str = Field(alias="from", description="'Name <address>', or the address")
+    to: list[str]
+    cc: list[str]
+    subject: str
+    date: str = Field(description="as the forwarding client wrote it")
 
 
 class EmailRecordOut(BaseModel):
@@ -53,4 +66,5 @@ class EmailRecordOut(BaseModel):
     is_bounce: bool
     thread_note: str | None
     defects: list[str]
+    forwarded: list[ForwardedMailOut]
     created_at: datetime

@@ -577,7 +577,8 @@ class EmailIntake:
             reference_ids=list(parsed.references), text=parsed.text,
             quoted_text=parsed.quoted_text, automatic_kind=parsed.automatic_kind,
             automatic_reason=parsed.automatic_reason, is_bounce=parsed.is_bounce,
-            thread_note=note, defects=list(parsed.defects), raw_sha256=mail.raw_sha256,
+            thread_note=note, defects=list(parsed.defects),
+            forwarded=[f.as_json() for f in parsed.forwarded], raw_sha256=mail.raw_sha256,
             source=mail.source[:32], created_at=now,
         ))
         _insert_ignoring_conflicts(conn, EmailParticipant.__table__, [
