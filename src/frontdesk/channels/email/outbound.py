@@ -40,6 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from frontdesk.channels.email.headers import (
     make_message_id,
     make_reply_address,
+    one_line,
     safe_header_value,
 )
 from frontdesk.channels.email.models import (
@@ -111,9 +112,10 @@ async def reply_recipients(session: AsyncSession, conversation_id: int) -> Reply
     to_name = conversation.name or ""
     if to is None and participants:
         to, to_name = participants[0].address, participants[0].name
+    # Names on one line: one stored before parsing made them so must not stop every reply.
     return ReplyRecipients(
-        subject=conversation.subject, to=to, to_name=to_name,
-        cc=[formataddr((p.name, p.address)) for p in participants if p.address != to])
+        subject=conversation.subject, to=to, to_name=one_line(to_name),
+        cc=[formataddr((one_line(p.name), p.address)) for p in participants if p.address != to])
 
 
 class EmailOutboundListener:
