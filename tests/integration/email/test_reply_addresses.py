@@ -2,7 +2,8 @@
 outbox listener and sender out to a recording relay):
 
 - a display name that decodes to a line break cannot break the reply's headers, and does
-  not stop the conversation's replies."""
+  not stop the conversation's replies;
+- a reply comes from the inbox's address the customer wrote to."""
 
 from __future__ import annotations
 
@@ -13,13 +14,14 @@ import httpx
 import pytest
 from sqlalchemy import insert
 
+from frontdesk.channels.email.headers import verify_message_id
 from frontdesk.channels.email.models import EmailParticipant
-from frontdesk.channels.email.service import receive_email
+from frontdesk.channels.email.service import receive_email, thread_secret
 from frontdesk.channels.email.smtp_server import SmtpServer
 from frontdesk.db.base import utcnow
 from frontdesk.runtime import Runtime
 from tests.channels.email.mailmaker import make_mail, new_message_id
-from tests.factories import Factory, Workspace
+from tests.factories import Factory, Workspace, unique
 from tests.integration.email.smtp_tools import Captured, RecordingRelay
 from tests.integration.email.test_smtp_loop import (
     customer,
@@ -119,3 +121,84 @@ async def test_a_name_stored_with_a_line_break_before_the_fix_no_longer_stops_re
     captured = await reply(api, runtime, relay, ws, received.conversation_id, sender, "Hello")
     assert sorted(captured.rcpt_tos) == sorted([sender, colleague])
     assert captured.message["Cc"] == f'"Evil Bcc: victim@example.com" <{colleague}>'
+
+
+# --- several addresses: replies from the one the customer wrote to ----------------------------
+
+
+async def test_mail_to_a_secondary_address_is_answered_from_it(
+        smtp: SmtpServer, factory: Factory, api: httpx.AsyncClient, runtime: Runtime,
+        relay: RecordingRelay) -> None:
+    ws = await factory.workspace()
+    domain = f"{unique('acme').lower()}.example.com"
+    primary, sales = f"support@{domain}", f"sales@{unique('shop').lower()}.example.org"
+    r = await api.post("/api/v1/inboxes", headers=ws.admin.headers,
+                       json={"name": "Support", "channel": "email", "email": primary,
+                             "addresses": [sales], "from_name": "ACME Support",
+                             "signature": "ACME Inc."})
+    assert r.status_code == 201, r.text
+    inbox_id = r.json()["id"]
+    buyer, user = customer(), customer()
+    first_id = new_message_id()
+    await send(smtp, make_mail(sender=buyer, to=sales, subject="A quote",
+                               message_id=first_id), buyer, [sales])
+    await send(smtp, make_mail(sender=user, to=primary, subject="Broken"), user, [primary])
+    conversations = (await api.get("/api/v1/conversations", headers=ws.admin.headers)).json()
+    by_subject = {c["subject"]: c for c in conversations["items"]}
+    assert {c["inbox_id"] for c in by_subject.values()} == {inbox_id}
+    conversation_id = by_subject["A quote"]["id"]
+    r = await api.get(f"/api/v1/conversations/{conversation_id}/messages",
+                      headers=ws.admin.headers)
+    first = (await api.get(f"/api/v1/messages/{r.json()['items'][0]['id']}/email",
+                           headers=ws.admin.headers)).json()
+    assert first["support_address"] == sales
+
+    captured = await reply(api, runtime, relay, ws, conversation_id, buyer, "Here it is.")
+    mail = captured.message
+    assert captured.mail_from == sales
+    assert mail["From"] == f"ACME Support <{sales}>"
+    assert mail["Reply-To"].endswith(f"@{sales.rpartition('@')[2]}>")
+    assert verify_message_id(mail["Message-ID"], thread_secret(runtime.settings)) \
+        == conversation_id
+    assert mail["Message-ID"].endswith(f"@{sales.rpartition('@')[2]}>")
+    plain = mail.get_body(("plain",))
+    assert plain is not None and "-- \nACME Inc." in plain.get_content().replace("\r\n", "\n")
+    # The customer answers to the reply address: the same conversation.
+    reply_to = mail["Reply-To"].addresses[0].addr_spec
+    await send(smtp, make_mail(sender=buyer, to=reply_to, subject="Re: A quote",
+                               body="Thanks", in_reply_to=mail["Message-ID"]),
+               buyer, [reply_to])
+    r = await api.get(f"/api/v1/conversations/{conversation_id}/messages",
+                      headers=ws.admin.headers)
+    assert r.json()["items"][-1]["content"] == "Thanks"
+
+    # The other conversation was written to the primary address: answered from it.
+    captured = await reply(api, runtime, relay, ws, by_subject["Broken"]["id"], user, "Fixed.")
+    assert (captured.mail_from, captured.message["From"]) == (
+        primary, f"ACME Support <{primary}>")
+
+    # Once the inbox no longer receives at `sales`, replies fall back to the primary.
+    r = await api.patch(f"/api/v1/inboxes/{inbox_id}", headers=ws.admin.headers,
+                        json={"addresses": [primary]})
+    assert r.status_code == 200, r.text
+    captured = await reply(api, runtime, relay, ws, conversation_id, buyer, "One more.")
+    assert captured.mail_from == primary
+
+
+async def test_fetched_mail_is_answered_from_the_address_its_headers_name(
+        factory: Factory, api: httpx.AsyncClient, runtime: Runtime,
+        relay: RecordingRelay) -> None:
+    """IMAP has no envelope: Delivered-To, else To and Cc, say which address it was for."""
+    ws = await factory.workspace()
+    inbox_id, primary = await factory.email_inbox(ws)
+    billing = f"billing@{unique('acme').lower()}.example.com"
+    r = await api.patch(f"/api/v1/inboxes/{inbox_id}", headers=ws.admin.headers,
+                        json={"addresses": [primary, billing]})
+    assert r.status_code == 200, r.text
+    sender = customer()
+    received = await receive_email(
+        runtime, make_mail(sender=sender, to=f"Billing <{billing.upper()}>"),
+        inbox_id=inbox_id, envelope_recipients=(), source="imap")
+    assert received.conversation_id is not None
+    captured = await reply(api, runtime, relay, ws, received.conversation_id, sender, "Paid.")
+    assert captured.mail_from == billing
