@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 from collections.abc import AsyncIterator
 
+import aiosmtplib
 import httpx
 import pytest
 from sqlalchemy import insert
@@ -183,6 +184,10 @@ async def test_mail_to_a_secondary_address_is_answered_from_it(
     assert r.status_code == 200, r.text
     captured = await reply(api, runtime, relay, ws, conversation_id, buyer, "One more.")
     assert captured.mail_from == primary
+    # And the SMTP server refuses mail for it, as for any address no inbox owns.
+    with pytest.raises(aiosmtplib.SMTPRecipientRefused) as refused:
+        await send(smtp, make_mail(sender=buyer, to=sales), buyer, [sales])
+    assert refused.value.code == 550
 
 
 async def test_fetched_mail_is_answered_from_the_address_its_headers_name(
