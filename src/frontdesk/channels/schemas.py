@@ -16,8 +16,9 @@ SupportAddressIn = Annotated[str, Field(min_length=3, max_length=320, pattern=r"
 class InboxCreate(InputModel):
     name: str = Field(min_length=1, max_length=200)
     channel: Literal["api", "email"]
-    # E-mail inboxes: the support address mail arrives at (the primary: replies to new mail
-    # come from it), other addresses it receives at too, and how replies are signed.
+    # E-mail inboxes: the support address mail arrives at (the primary: replies come from it
+    # unless the customer wrote to another), other addresses it receives at too, and how
+    # replies are signed.
     email: str | None = Field(default=None, min_length=3, max_length=320)
     addresses: list[SupportAddressIn] | None = Field(default=None, max_length=MAX_ADDRESSES)
     from_name: str | None = Field(default=None, max_length=200)
@@ -46,11 +47,11 @@ class InboxCreate(InputModel):
 class InboxUpdate(InputModel):
     """Only the fields sent change. The e-mail settings are for e-mail inboxes only
     (422 `not_an_email_inbox` otherwise); an empty `signature` or `auto_acknowledgement`
-    removes it. A new `email` becomes the primary address (replies to new mail come from
-    it); the earlier one keeps receiving (customers answer old threads there). `addresses`
-    is every address the inbox receives at from now on: new ones are claimed (409
-    `email_address_taken` if another inbox owns one), missing ones released; it must hold
-    the primary address (422 `primary_address_required`)."""
+    removes it. A new `email` becomes the primary address (replies come from it unless the
+    customer wrote to another); the earlier one keeps receiving (customers answer old
+    threads there). `addresses` is every address the inbox receives at from now on: new
+    ones are claimed (409 `email_address_taken` if another inbox owns one), missing ones
+    released; it must hold the primary address (422 `primary_address_required`)."""
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
     email: str | None = Field(default=None, min_length=3, max_length=320)

@@ -74,9 +74,9 @@ async def create_inbox(
     auto_acknowledgement: str | None = None,
 ) -> Inbox:
     """A new inbox. An e-mail inbox receives mail for its support address `email` (the
-    primary: replies to new mail come from it) and for the other `addresses`. It claims
-    them: an address another inbox owns (in any workspace) answers 409
-    `email_address_taken`."""
+    primary: replies come from it unless the customer wrote to another) and for the other
+    `addresses`. It claims them: an address another inbox owns (in any workspace) answers
+    409 `email_address_taken`."""
     principal.require(Role.ADMIN)
     settings: dict[str, str] = {}
     claimed: list[str] = []
@@ -147,13 +147,14 @@ async def update_inbox(
         kept = _support_addresses(addresses, "body.addresses")
         if primary not in kept:
             raise InvalidInput(
-                f"{primary} is the inbox's primary address (replies come from it): it "
-                "cannot be removed; make another address primary (`email`) first",
+                f"{primary} is the inbox's primary address: it cannot be removed; make "
+                "another address primary (`email`) first",
                 code="primary_address_required",
                 details=[{"field": "body.addresses",
                           "message": f"must include the primary address {primary}"}])
-    new = await _free_addresses(session, inbox.id, kept if kept is not None
-                                else [wanted["email"]] if "email" in wanted else [])
+    # Without a list, a new primary joins the addresses the inbox has.
+    asked = [wanted["email"]] if "email" in wanted else []
+    new = await _free_addresses(session, inbox.id, kept if kept is not None else asked)
     if name is not None and inbox.name != name:
         record_activity(session, workspace_id=principal.workspace_id, actor_type="user",
                         actor_id=principal.user_id, action="inbox.renamed", subject_type="inbox",
@@ -185,7 +186,7 @@ async def update_inbox(
 async def inbox_addresses(session: AsyncSession, inbox: Inbox, *,
                           primary: str | None = None) -> list[str]:
     """Every address the inbox receives mail for: the primary first (`primary`, else its
-    `settings.email`: the one replies to new mail come from), then the others oldest first."""
+    `settings.email`), then the others oldest first."""
     return (await addresses_by_inbox(session, [inbox], primaries={inbox.id: primary}
                                      if primary else None)).get(inbox.id, [])
 
