@@ -48,6 +48,18 @@ def test_an_admin_sets_up_an_email_inbox_and_reprocesses_a_quarantined_mail(
     inbox_id = int(page.url.rsplit("/", 1)[1])
     expect(page.locator("#inbox-addresses")).to_contain_text(address)
 
+    # A second address: added, then removed again (the primary has no Remove button).
+    sales = f"{unique('sales')}@example.com"
+    page.get_by_label("Another address").fill(sales)
+    page.get_by_role("button", name="Add address").click()
+    expect(page.locator(".toast")).to_contain_text("The address is added")
+    row = page.locator("#inbox-addresses li", has_text=sales)
+    expect(page.locator("#inbox-addresses li", has_text=address)
+           .get_by_role("button", name="Remove")).to_have_count(0)
+    row.get_by_role("button", name="Remove").click()
+    expect(page.locator(".toast")).to_contain_text("The address is removed")
+    expect(page.locator("#inbox-addresses")).not_to_contain_text(sales)
+
     # IMAP: a server on loopback is refused, with the reason; a public one is saved.
     page.get_by_label("IMAP server", exact=True).fill("127.0.0.1")
     page.get_by_label("Port", exact=True).fill("993")

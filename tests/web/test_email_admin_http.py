@@ -57,7 +57,8 @@ def _routes(inbox_id: int, quarantine_id: int) -> tuple[list[str], Forms]:
              (f"/app/admin/inboxes/{inbox_id}/email",
               {"address": "sneaky@example.com", "from_name": "Sneaky"}),
              (f"/app/admin/inboxes/{inbox_id}/imap", IMAP_FORM),
-             (f"/app/admin/quarantine/{quarantine_id}/reprocess", {})]
+             (f"/app/admin/quarantine/{quarantine_id}/reprocess", {}),
+             (f"/app/admin/inboxes/{inbox_id}/addresses", {"address": "sneaky@example.com"})]
     return pages, forms
 
 
@@ -196,6 +197,65 @@ async def test_an_admin_creates_and_edits_an_email_inbox(
     r = await admin.post(f"/app/admin/inboxes/{api_inbox}/email", address=new_address,
                          from_name="X")
     assert r.status_code == 303
+
+
+async def test_an_admin_adds_promotes_and_removes_an_inboxs_addresses(
+    browser_client: MakeClient, factory: Factory, api: httpx.AsyncClient, runtime: Runtime,
+) -> None:
+    ws, other = await factory.workspace(), await factory.workspace()
+    inbox_id, primary = await factory.email_inbox(ws)
+    _, theirs = await factory.email_inbox(other)
+    admin = await open_browser(browser_client, ws.admin)
+    base = f"/app/admin/inboxes/{inbox_id}/addresses"
+
+    async def addresses() -> list[str]:
+        got = await api.get(f"/api/v1/inboxes/{inbox_id}", headers=ws.admin.headers)
+        return list(got.json()["addresses"])
+
+    sales = f"{unique('sales')}@example.com"
+    page = await admin.follow(base, address=sales.upper())
+    assert "The address is added: the inbox receives mail sent to it." in page.text
+    assert f'<code dir="ltr">{sales}</code>' in page.text
+    assert f'action="{base}/remove"' in page.text and f'value="{sales}"' in page.text
+    assert await addresses() == [primary, sales]
+    got = await receive_email(runtime, make_mail(sender=f"{unique('c')}@customer.example",
+                                                 to=sales),
+                              inbox_id=None, envelope_recipients=[sales], source="test")
+    assert got.inbox_id == inbox_id
+    # The SMTP hint says what the server offers (STARTTLS with a certificate).
+    assert "offers STARTTLS when FRONTDESK_SMTP_TLS_CERT" not in page.text  # no SMTP here
+    taken = await admin.follow(base, address=theirs)
+    assert "Another inbox already receives mail for that address." in taken.text
+    plus = await admin.follow(base, address="help+x@example.com")
+    assert "Enter a valid e-mail address, without" in plus.text
+    kept = await admin.follow(f"{base}/remove", address=primary)
+    assert "The primary address cannot be removed: make another address primary first." \
+        in kept.text
+    assert await addresses() == [primary, sales]
+
+    page = await admin.follow(f"{base}/primary", address=sales)
+    assert "The primary address is changed." in page.text
+    assert await addresses() == [sales, primary]
+    page = await admin.follow(f"{base}/remove", address=primary)
+    assert "The address is removed: mail sent to it is refused now." in page.text
+    assert await addresses() == [sales]
+    # An address the inbox does not receive at is no address of this page.
+    for change in ("remove", "primary"):
+        assert (await admin.post(f"{base}/{change}", address=theirs)).status_code == 404
+
+
+async def test_the_smtp_hint_tells_that_starttls_is_offered_with_a_certificate(
+    browser_client: MakeClient, factory: Factory, runtime: Runtime,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ws = await factory.workspace()
+    inbox_id, _ = await factory.email_inbox(ws)
+    admin = await open_browser(browser_client, ws.admin)
+    monkeypatch.setattr(runtime.settings, "smtp_port", 2525)
+    page = await admin.get(f"/app/admin/inboxes/{inbox_id}")
+    assert "offers STARTTLS when FRONTDESK_SMTP_TLS_CERT and FRONTDESK_SMTP_TLS_KEY are set" \
+        in page.text
+    assert "offers no TLS" not in page.text
 
 
 async def test_imap_settings_are_saved_checked_and_their_state_shown(

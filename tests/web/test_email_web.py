@@ -31,7 +31,7 @@ PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08
 EVIL_HTML = b"<html><body><script>alert(document.cookie)</script>report</body></html>"
 EVIL_SVG = (b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)">'
             b"<script>alert(2)</script></svg>")
-MAIL_POLICY = "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'"
+MAIL_POLICY = "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; sandbox"
 QUOTED_BODY = ("Thanks, the new one works.\n\n"
                "On Mon, 2 Nov 2026 at 10:00, Support <support@example.com> wrote:\n"
                "> We shipped a replacement today.\n> Kind regards\n")
@@ -88,6 +88,10 @@ async def test_a_mail_shows_its_addresses_folded_history_frame_and_attachments(
     html = await client.get(f"/app/messages/{message_id}/email/html")
     assert html.status_code == 200
     assert html.headers["content-security-policy"] == MAIL_POLICY
+    # Sandboxed by the header itself, not only by our <iframe sandbox>: the URL opened in a
+    # tab of its own runs nothing and has no origin to act as.
+    directives = [d.strip() for d in html.headers["content-security-policy"].split(";")]
+    assert "sandbox" in directives
     assert html.headers["x-content-type-options"] == "nosniff"
     assert html.headers["content-type"].startswith("text/html")
     assert "<script" not in html.text.lower() and "Thanks, the new one works." in html.text

@@ -27,8 +27,10 @@ from frontdesk.web.templating import render
 router = web_router()
 
 # The mail's own document: no script at all, pictures only from us (its inline parts) or
-# data:, its inline styles; framed only by our pages.
-MAIL_HTML_POLICY = "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'"
+# data:, its inline styles; framed only by our pages. `sandbox`: sandboxed (no script, no
+# forms, an opaque origin) even when its URL is opened directly, not in our frame.
+MAIL_HTML_POLICY = ("default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; "
+                    "sandbox")
 _FILE_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Content-Security-Policy": "default-src 'none'; sandbox",

@@ -57,6 +57,8 @@ REFUSALS = {
                       "(FRONTDESK_IMAP_ALLOW_PRIVATE=1 allows servers on your own network)."),
     "unresolvable_host": N_("That IMAP server's name does not resolve."),
     "already_reprocessed": N_("This mail was already re-processed."),
+    "primary_address_required": N_("The primary address cannot be removed: make another "
+                                   "address primary first."),
 }
 GENERIC_REFUSAL = N_("That could not be saved. Check what you entered and try again.")
 IMAP_FIELD_REFUSALS = {
@@ -189,6 +191,66 @@ async def save_email_settings(
         return _refused(request, exc, back)
     flash(request, N_("The e-mail settings are saved."))
     return redirect(request, back)
+
+
+async def _change_addresses(request: Request, db: DbSession, agent: Agent, inbox_id: int,
+                            address: str, change: str) -> Response:
+    """Add, remove or make primary one of the inbox's addresses, through the service the
+    API's PATCH uses (`addresses` is the whole list there; `email` the primary)."""
+    back = f"/app/admin/inboxes/{inbox_id}"
+    address = address.strip()
+    if not address or any(c in address for c in "\r\n"):
+        flash(request, N_("Enter a valid e-mail address, without '+'."), "error")
+        return redirect(request, back)
+    try:
+        inbox = await channels.get_inbox(db, agent.principal, inbox_id)
+        current = await channels.inbox_addresses(db, inbox)
+        if change != "add" and address.lower() not in current:
+            raise NotFound(f"Inbox {inbox_id} does not receive mail for {address}")
+        if change == "add":
+            await channels.update_inbox(db, agent.principal, inbox_id,
+                                        addresses=[*current, address])
+        elif change == "remove":
+            await channels.update_inbox(db, agent.principal, inbox_id, addresses=[
+                a for a in current if a != address.lower()])
+        else:
+            await channels.update_inbox(db, agent.principal, inbox_id,
+                                        email_settings={"email": address})
+    except FrontdeskError as exc:
+        return _refused(request, exc, back)
+    flash(request, ADDRESS_CHANGES[change])
+    return redirect(request, back)
+
+
+ADDRESS_CHANGES = {
+    "add": N_("The address is added: the inbox receives mail sent to it."),
+    "remove": N_("The address is removed: mail sent to it is refused now."),
+    "primary": N_("The primary address is changed."),
+}
+
+
+@router.post("/admin/inboxes/{inbox_id}/addresses")
+async def add_address(
+    inbox_id: PathId, request: Request, db: DbSession, agent: AdminAgent,
+    address: Annotated[str, Form(max_length=320)] = "",
+) -> Response:
+    return await _change_addresses(request, db, agent, inbox_id, address, "add")
+
+
+@router.post("/admin/inboxes/{inbox_id}/addresses/remove")
+async def remove_address(
+    inbox_id: PathId, request: Request, db: DbSession, agent: AdminAgent,
+    address: Annotated[str, Form(max_length=320)] = "",
+) -> Response:
+    return await _change_addresses(request, db, agent, inbox_id, address, "remove")
+
+
+@router.post("/admin/inboxes/{inbox_id}/addresses/primary")
+async def make_address_primary(
+    inbox_id: PathId, request: Request, db: DbSession, agent: AdminAgent,
+    address: Annotated[str, Form(max_length=320)] = "",
+) -> Response:
+    return await _change_addresses(request, db, agent, inbox_id, address, "primary")
 
 
 @router.post("/admin/inboxes/{inbox_id}/imap")

@@ -7,6 +7,7 @@ import pytest
 from frontdesk.channels.email.headers import (
     make_message_id,
     make_reply_address,
+    one_line,
     parse_reply_address,
     parse_subject_token,
     safe_header_value,
@@ -32,6 +33,17 @@ def test_a_plain_header_value_is_returned_unchanged() -> None:
 def test_a_header_value_with_a_line_break_is_refused(evil: str) -> None:
     with pytest.raises(ValueError, match="line break"):
         safe_header_value(evil)
+
+
+@pytest.mark.parametrize(("decoded", "expected"), [
+    ("Evil\r\nBcc: victim@example.com", "Evil Bcc: victim@example.com"),
+    ("Ann \x00\u2028 Lee", "Ann Lee"),
+    ("\tBob\x85\x0bRoe\u2029", "Bob Roe"),
+    ("Zhāng  Wěi", "Zhāng  Wěi"),  # spaces the sender wrote stay
+])
+def test_decoded_header_text_is_made_one_line(decoded: str, expected: str) -> None:
+    assert one_line(decoded) == expected
+    assert safe_header_value(one_line(decoded)) == expected
 
 
 # --- file names ------------------------------------------------------------------------------

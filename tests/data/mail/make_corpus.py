@@ -349,6 +349,21 @@ def rfc2047_broken_words() -> Case:
 
 
 @case
+def rfc2047_names_hiding_line_breaks() -> Case:
+    # Encoded words may carry any byte: decoded as they are, these would put a "Bcc:" line
+    # into every reply-all's Cc and a second header after "Re:" of the subject.
+    raw = message([
+        ("From", f"{ew('Evil' + chr(13) + chr(10) + 'Bcc: victim@evil.test')} <evil@customer.test>"),
+        ("Cc", f"{ew('Ann' + chr(0) + chr(0x2028) + 'Lee', 'utf-8', 'Q')} <ann@customer.test>, "
+               f"{ew('Bob' + chr(0x85) + chr(9) + ' Roe')} <bob@customer.test>"),
+        ("Subject", ew("Invoice" + chr(10) + "X-Injected: yes")),
+        *mime("text/plain; charset=utf-8")], b"Please look.\n", msgid="linebreaks")
+    return raw, {"from": ["Evil Bcc: victim@evil.test", "evil@customer.test"],
+                 "cc": ["ann@customer.test", "bob@customer.test"],
+                 "cc_names": ["Ann Lee", "Bob Roe"], "subject": "Invoice X-Injected: yes"}
+
+
+@case
 def header_8bit_utf8_unencoded() -> Case:
     raw = message([("Subject", "Счёт на оплату № 17".encode()),
                    ("From", "Пётр <petr@customer.test>".encode()),

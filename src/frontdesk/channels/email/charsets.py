@@ -25,6 +25,8 @@ from dataclasses import dataclass
 
 import charset_normalizer
 
+from frontdesk.channels.email.headers import one_line
+
 # Labels mapped to the codec that actually decodes what senders write under them: a
 # superset (gb2312 → gb18030, big5 → big5hkscs, shift_jis → cp932, iso-8859-1 →
 # windows-1252, as browsers do) or a Python spelling. None: a label that names no charset.
@@ -293,7 +295,6 @@ def storable(text: str) -> str:
 _ENCODED_WORD = re.compile(r"=\?([^?\s]{1,60})\?([bBqQ])\?([^?\s]*)\?=")
 _FOLD = re.compile(r"\r?\n(?=[ \t])")
 _SURROGATE = re.compile("[\udc80-\udcff]")
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
 def _b_decode(data: str) -> tuple[bytes, bool]:
@@ -327,7 +328,9 @@ def decode_header_text(
 
     Adjacent encoded words in one charset are joined before decoding, so a character split
     between two words (as some senders do) survives; whitespace between encoded words is
-    dropped (RFC 2047 §6.2). Returns (text, defects).
+    dropped (RFC 2047 §6.2). The text is one line: control characters (CR, LF, NUL...)
+    and line separators, raw or encoded, become a space (`headers.one_line`). Returns
+    (text, defects).
     """
     if not value:
         return "", []
@@ -373,8 +376,9 @@ def decode_header_text(
         pos = m.end()
     flush()
     out.append(text[pos:])
-    result = _CONTROL.sub("", storable("".join(out)).replace("\t", " "))
-    return result.strip(), defects
+    # One line, whatever the words decoded to: a display name or a subject is written into
+    # headers again (replies' Cc, "Re:"), where a line break would inject a header.
+    return one_line(storable("".join(out))).strip(), defects
 
 
 def html_meta_charset(payload: bytes) -> str | None:

@@ -2,6 +2,8 @@
 
 - `safe_header_value`: a value for an outbound header, refused if it could start a new
   header line (header injection).
+- `one_line`: decoded header text (a display name, a subject) made one line: what a
+  sender encoded can decode to anything, line breaks included.
 - `sanitize_filename`: an attachment name that cannot leave the storage folder or hide
   what it is.
 - Signed thread tokens: our outbound `Message-ID`s and plus-addressed reply addresses
@@ -38,6 +40,22 @@ def safe_header_value(value: str) -> str:
         names = ", ".join(sorted(f"U+{ord(c):04X}" for c in bad))
         raise ValueError(f"header value contains a line break ({names})")
     return value
+
+
+# C0 and C1 controls (CR, LF, NUL, tab, NEL...) and the Unicode line and paragraph
+# separators: a superset of _LINE_BREAKS.
+_NOT_ONE_LINE = "\x00-\x1f\x7f-\x9f\u2028\u2029"
+_BREAKING_RUN = re.compile(f" *[{_NOT_ONE_LINE}][{_NOT_ONE_LINE} ]*")
+
+
+def one_line(text: str) -> str:
+    """`text` with every control character or line separator replaced by a space, runs of
+    them (and the spaces around them) collapsed into one, and no space at either end.
+
+    For text decoded from a header (an RFC 2047 word may carry "Evil\r\nBcc: x"): kept
+    as it is, it would be refused by `safe_header_value` wherever it is written again,
+    e.g. a participant's name in the Cc of every later reply."""
+    return _BREAKING_RUN.sub(" ", text).strip(" ")
 
 
 # --- file names ----------------------------------------------------------------------------

@@ -74,6 +74,10 @@ class EmailRecord(Base):
     subject: Mapped[str] = mapped_column(String(998), default="")
     from_address: Mapped[str] = mapped_column(String(320), default="")
     from_name: Mapped[str] = mapped_column(String(320), default="")
+    # Inbound: which of the inbox's addresses the mail was sent to (the envelope's
+    # recipient, else Delivered-To/To/Cc); replies in its conversation come from it.
+    # None: unknown (mail stored before it was recorded) and for our own mail.
+    support_address: Mapped[str | None] = mapped_column(String(320))
     # "Name <address>" as written
     to_addresses: Mapped[list[str]] = mapped_column(JsonDoc, default=list)
     cc_addresses: Mapped[list[str]] = mapped_column(JsonDoc, default=list)

@@ -41,6 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from frontdesk.channels.email.headers import (
     make_message_id,
     make_reply_address,
+    one_line,
     safe_header_value,
 )
 from frontdesk.channels.email.imap import tls_context
@@ -50,6 +51,7 @@ from frontdesk.channels.email.models import (
     EmailRecord,
     OutboundEmail,
     OutboundStatus,
+    SupportAddress,
 )
 from frontdesk.channels.email.service import merged_conversations, thread_secret
 from frontdesk.channels.email.storage import attachment_store
@@ -113,9 +115,25 @@ async def reply_recipients(session: AsyncSession, conversation_id: int) -> Reply
     to_name = conversation.name or ""
     if to is None and participants:
         to, to_name = participants[0].address, participants[0].name
+    # Names on one line: one stored before parsing made them so must not stop every reply.
     return ReplyRecipients(
-        subject=conversation.subject, to=to, to_name=to_name,
-        cc=[formataddr((p.name, p.address)) for p in participants if p.address != to])
+        subject=conversation.subject, to=to, to_name=one_line(to_name),
+        cc=[formataddr((one_line(p.name), p.address)) for p in participants if p.address != to])
+
+
+async def reply_from_address(session: AsyncSession, inbox_id: int,
+                             conversation_id: int) -> str | None:
+    """The address a reply in the conversation comes from: the one of the inbox's addresses
+    the customer's first mail was sent to (a customer who wrote to sales@ hears back from
+    sales@), if the inbox still receives there. None: the inbox's primary address."""
+    return (await session.execute(
+        select(EmailRecord.support_address)
+        .join(Message, Message.id == EmailRecord.message_id)
+        .join(SupportAddress, (SupportAddress.address == EmailRecord.support_address)
+              & (SupportAddress.inbox_id == inbox_id))
+        .where(Message.conversation_id == conversation_id,
+               EmailRecord.direction == Direction.INBOUND.value)
+        .order_by(EmailRecord.message_id).limit(1))).scalar()
 
 
 class EmailOutboundListener:
@@ -153,7 +171,8 @@ class EmailOutboundListener:
                        reply_all: bool = True) -> None:
         message_id = int(message["id"])
         conversation_id = int(message["conversation_id"])
-        address = str(settings["email"])
+        address = await reply_from_address(session, int(message["inbox_id"]),
+                                           conversation_id) or str(settings["email"])
         header_id = make_message_id(address.rpartition("@")[2], conversation_id,
                                     thread_secret(self._settings))
         now = utcnow()

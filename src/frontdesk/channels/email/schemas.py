@@ -55,6 +55,9 @@ class EmailRecordOut(BaseModel):
     subject: str
     from_address: str
     from_name: str
+    # Inbound: which of the inbox's addresses it was sent to (its conversation's replies
+    # come from it); None: unknown, and for our own mail.
+    support_address: str | None
     to_addresses: list[str]
     cc_addresses: list[str]
     in_reply_to: str | None

@@ -162,8 +162,9 @@ def base_address(address: str) -> str:
 
 
 # Routing is asked for every RCPT and every mail: remembered briefly per process. Only
-# found routes are kept (a new inbox's address works at once); an address never moves to
-# another inbox (there is no such operation), so a stale entry cannot misroute mail.
+# found routes are kept (a new address works at once). A change of an inbox's addresses
+# drops its routes in the process that made it; other processes may route a removed
+# address to its former inbox for up to ROUTE_CACHE_SECONDS.
 ROUTE_CACHE_SECONDS = 30.0
 _route_cache: dict[tuple[str, str], tuple[float, InboxRoute]] = {}
 
@@ -260,6 +261,7 @@ class _Prepared:
     envelope_sender: str | None
     from_quarantine: int | None = None
     participants: list[EmailAddress] = field(default_factory=list)
+    support_address: str | None = None  # which of the inbox's addresses it was sent to
 
 
 async def receive_email(
@@ -338,7 +340,21 @@ def _prepare(
         auto_reply_interval=timedelta(hours=settings.email_auto_reply_interval_hours),
         participants=[a for a in parsed.participants
                       if base_address(a.address) not in route.addresses and "@" in a.address],
+        support_address=addressed_to(route, recipients, parsed),
     )
+
+
+def addressed_to(route: InboxRoute, envelope_recipients: Sequence[str],
+                 parsed: ParsedEmail) -> str | None:
+    """Which of the inbox's addresses a mail was sent to: its envelope recipient (SMTP),
+    else the first the inbox owns among Delivered-To/X-Original-To, To and Cc (IMAP and
+    re-processing, where the envelope may be gone); plus-addressing stripped."""
+    for candidate in (*envelope_recipients, *parsed.delivered_to,
+                      *(a.address for a in parsed.to), *(a.address for a in parsed.cc)):
+        address = base_address(candidate)
+        if address in route.addresses:
+            return address
+    return None
 
 
 def _bounce_sender(parsed: ParsedEmail, route: InboxRoute) -> str | None:
@@ -571,7 +587,8 @@ class EmailIntake:
             inbox_id=route.inbox_id, conversation_id=result.conversation_id,
             direction=Direction.INBOUND.value, header_message_id=parsed.message_id[:998],
             subject=parsed.subject[:998], from_address=mail.sender,
-            from_name=self.sender_name[:320], to_addresses=[str(a) for a in parsed.to][:100],
+            from_name=self.sender_name[:320], support_address=mail.support_address,
+            to_addresses=[str(a) for a in parsed.to][:100],
             cc_addresses=[str(a) for a in parsed.cc][:100],
             in_reply_to=(parsed.in_reply_to or "")[:998] or None,
             reference_ids=list(parsed.references), text=parsed.text,
