@@ -80,6 +80,11 @@ def test_show_earlier_messages_pages_back_in_place_and_live_messages_still_arriv
     world.push("A new question at the end", identifier=customer)
     expect(thread.locator(".msg-incoming", has_text="A new question at the end")).to_have_count(1)
     expect(thread.get_by_text("The very first message")).to_have_count(1)
+    # So does the thread redrawn after the agent's own reply.
+    page.get_by_label("Message", exact=True).fill("Here is the answer")
+    page.get_by_role("button", name="Send").click()
+    expect(thread.locator(".msg-outgoing", has_text="Here is the answer")).to_have_count(1)
+    expect(thread.get_by_text("The very first message")).to_have_count(1)
 
 
 def test_each_message_shows_the_channel_it_came_through_after_a_merge(

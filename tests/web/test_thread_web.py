@@ -79,11 +79,18 @@ async def test_a_long_thread_opens_at_its_newest_messages_and_pages_back_to_the_
                           data={"content": "The newest of all", "mode": "reply"})
     assert r.status_code == 200, r.text[:300]
     assert _contents(r.text)[-1] == "The newest of all"
+    assert len(_contents(r.text)) == THREAD_PAGE
 
-    # A live refresh keeps the earlier pages the agent opened (back to the oldest shown).
+    # A live refresh keeps the earlier pages the agent opened (back to the oldest shown),
+    # and so does an action that redraws the thread (the page names its oldest message).
     first_id = (await factory.api.get(f"/api/v1/conversations/{cid}/messages",
                                       params={"limit": 1}, headers=ws.admin.headers)
                 ).json()["items"][0]["id"]
+    r = await client.post(f"/app/conversations/{cid}/status",
+                          headers={**_hx(token), "X-Thread-From": str(first_id)},
+                          data={"status": "pending"})
+    assert r.status_code == 200, r.text[:300]
+    assert _contents(r.text)[0] == "Hello, I need help"
     refreshed = await client.get(f"/app/conversations/{cid}/thread?from={first_id}",
                                  headers=_hx(token))
     assert _contents(refreshed.text)[0] == "Hello, I need help"

@@ -166,11 +166,18 @@ async def conversation_thread(
     return await _thread(request, db, agent, conversation_id, keep_from=keep_from)
 
 
+def _thread_from(request: Request) -> int | None:
+    """The oldest message the page shows (the live script sends it with each action), so a
+    thread redrawn after a reply or a change keeps the earlier pages the agent opened."""
+    value = request.headers.get("x-thread-from", "")
+    return int(value) if value.isdigit() and 0 < len(value) <= 18 and int(value) else None
+
+
 async def _thread(request: Request, db: AsyncSession, agent: Agent, conversation_id: int,
                   *, keep_from: int | None = None, **extra: Any) -> Response:
     lookups = await load_lookups(db, agent.principal)
     view = await load_conversation(db, agent.principal, conversation_id, lookups,
-                                   keep_from=keep_from)
+                                   keep_from=keep_from or _thread_from(request))
     return render(request, "partials/thread.html", base_context(
         request, agent, lookups=lookups, view=view, now=utcnow(), **extra))
 
@@ -218,7 +225,8 @@ async def _head(request: Request, db: AsyncSession, agent: Agent, conversation_i
     activity line) and the list row, swapped out of band."""
     filters = _filters(request, agent)
     lookups = await load_lookups(db, agent.principal)
-    view = await load_conversation(db, agent.principal, conversation_id, lookups)
+    view = await load_conversation(db, agent.principal, conversation_id, lookups,
+                                   keep_from=_thread_from(request) if with_thread else None)
     rows = await build_rows(db, agent.principal, [view.conversation], filters.sort_order)
     return render(request, "partials/head.html", base_context(
         request, agent, filters=filters, params=filters.params(), lookups=lookups, view=view,

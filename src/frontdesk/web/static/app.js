@@ -404,6 +404,14 @@
     }
     sortRows();
   });
+  // Actions that redraw this thread (a reply, a status change) keep its earlier pages open.
+  document.addEventListener("htmx:configRequest", (e) => {
+    const thread = document.getElementById("thread");
+    const oldest = thread && thread.querySelector('[id^="msg-"]');
+    if (oldest && e.detail.path.startsWith(`/app/conversations/${thread.dataset.conversationId}/`)) {
+      e.detail.headers["X-Thread-From"] = oldest.id.slice(4);
+    }
+  });
   document.addEventListener("htmx:oobAfterSwap", () => { sortRows(); markActive(); applyUnread(); });
   document.addEventListener("htmx:afterRequest", (e) => {
     const form = e.detail.elt;
