@@ -113,6 +113,25 @@ async def test_earlier_messages_of_another_workspace_are_not_found(
     assert "Hello, I need help" not in r.text
 
 
+async def test_a_stale_or_forged_earlier_link_is_refused_in_the_agents_language(
+    browser_client: MakeClient, factory: Factory,
+) -> None:
+    ws = await factory.workspace()
+    cid = (await factory.conversation(ws))["conversation_id"]
+    await factory.replies(ws, cid, 2)
+    client, token = await signed_in(browser_client, ws.admin)
+    await _in_locale(client, token, "ru")
+    ascending = (await factory.api.get(f"/api/v1/conversations/{cid}/messages",
+                                       params={"limit": 1}, headers=ws.admin.headers)
+                 ).json()["next_cursor"]
+    assert ascending
+    for cursor in ("nonsense", ascending):  # not a cursor; a cursor of the other order
+        r = await client.get(f"/app/conversations/{cid}/earlier", params={"cursor": cursor},
+                             headers=_hx(token))
+        assert r.status_code == 422, (cursor, r.text[:500])
+        assert 'data-code="invalid_cursor"' in r.text and "обновите страницу" in r.text
+
+
 # --- channels ------------------------------------------------------------------------------
 
 

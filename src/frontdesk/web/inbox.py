@@ -34,6 +34,7 @@ PRIORITIES = tuple(p.value for p in Priority)
 SORTS = tuple(s.value for s in ConversationSort)
 THREAD_PAGE = 200  # the latest messages a conversation opens with; earlier ones on request
 THREAD_MAX = 2000  # a live refresh keeps what is on screen, up to this many messages
+HISTORY_PAGE = 20  # the contact's other conversations in the sidebar, a page at a time
 
 
 def _int(value: str | None) -> int | None:
@@ -291,7 +292,8 @@ class ConversationView:
     history_cursor: str | None  # the next page of them
     inbox: Inbox | None
     may_take: bool  # may the viewer assign it to themselves (the service's rule)
-    # E-mail conversations: each mail's headers and quoted history, and whom a reply goes to.
+    # Each e-mail message's headers and quoted history (merged threads mix channels), and in
+    # an e-mail conversation whom a reply goes to.
     emails: dict[int, EmailRecord] = field(default_factory=dict)
     recipients: ReplyRecipients | None = None
 
@@ -348,9 +350,6 @@ async def load_thread(
             break
     newest_first.reverse()
     return newest_first, cursor
-
-
-HISTORY_PAGE = 20  # the contact's other conversations in the sidebar, a page at a time
 
 
 async def contact_history(
