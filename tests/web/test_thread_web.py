@@ -346,3 +346,22 @@ async def test_a_reply_to_a_merged_conversation_is_refused_in_the_agents_languag
     assert r.status_code == 409
     assert 'data-code="conversation_merged"' in r.text
     assert "merged into" not in r.text
+
+
+async def test_merging_into_a_merged_conversation_names_where_it_went_in_the_agents_language(
+    browser_client: MakeClient, factory: Factory,
+) -> None:
+    ws = await factory.workspace()
+    customer = unique("thrice")
+    first, second, third = [(await factory.conversation(ws, identifier=customer))
+                            ["conversation_id"] for _ in range(3)]
+    r = await factory.api.post(f"/api/v1/conversations/{second}/merge",
+                               headers=ws.admin.headers, json={"other_id": first})
+    assert r.status_code == 200, r.text
+    client, token = await signed_in(browser_client, ws.admin)
+    await _in_locale(client, token, "ru")
+    r = await client.post(f"/app/conversations/{third}/merge-into", headers=_hx(token),
+                          data={"target_id": str(first)})
+    assert r.status_code == 409
+    assert 'data-code="already_merged"' in r.text
+    assert f"уже объединён с #{second}; продолжайте там" in r.text

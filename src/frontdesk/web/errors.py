@@ -14,7 +14,6 @@ from typing import Any
 
 from babel.messages.pofile import read_po
 
-from frontdesk.core.errors import FrontdeskError
 from frontdesk.web import i18n
 from frontdesk.web.i18n import N_
 
@@ -30,7 +29,8 @@ SERVICE_ERRORS: dict[str, str] = {
     "assign_to_self_only": N_("Agents can only assign conversations to themselves."),
     # Merged conversations, merging, moving.
     "conversation_merged": N_("This conversation was merged into another one; continue there."),
-    "already_merged": N_("That conversation was merged into another one already."),
+    "already_merged": N_("That conversation was merged into #%(merged_into_id)s already; "
+                         "continue there."),
     "different_contacts": N_("These conversations belong to different customers; merge the "
                              "contacts first if they are one person."),
     "same_conversation": N_("Choose another conversation."),
@@ -57,12 +57,8 @@ SERVICE_ERRORS: dict[str, str] = {
 }
 
 
-def error_text(exc: FrontdeskError, locale: str) -> str:
-    """What a person reads for this refusal, in `locale`."""
-    return service_error_text(exc.code, exc.message, exc.details, locale)
-
-
 def service_error_text(code: str, message: str, details: Any, locale: str) -> str:
+    """What a person reads, in `locale`, for an error with this code, message and details."""
     if message in _catalog_msgids():  # the web's own words (a role page, a form's check)
         return i18n.translate(locale, message)
     msgid = SERVICE_ERRORS.get(code)
