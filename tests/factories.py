@@ -10,7 +10,9 @@ from typing import Any
 import httpx
 
 from frontdesk.accounts.models import Role
-from frontdesk.accounts.service import create_token, create_user, ensure_workspace
+from frontdesk.accounts.service import Principal, create_token, create_user, ensure_workspace
+from frontdesk.conversations.schemas import ReplyIn
+from frontdesk.conversations.service import reply_to_conversation
 from frontdesk.runtime import Runtime
 
 _seq = itertools.count(1)
@@ -201,3 +203,14 @@ class Factory:
         r = await self.api.post(f"/api/v1/contacts/{contact_id}/tags",
                                 headers=workspace.admin.headers, json={"tags": list(tags)})
         assert r.status_code == 200, r.text
+
+    async def replies(self, workspace: Workspace, conversation_id: int, count: int,
+                      text: str = "reply") -> None:
+        """`count` replies by the admin ("reply 0", "reply 1", ...), through the service in
+        one transaction: a long thread without a request per message."""
+        admin = Principal(workspace.admin.user_id, workspace.id, Role.ADMIN)
+        async with self.runtime.sessions() as session:
+            for n in range(count):
+                await reply_to_conversation(session, admin, conversation_id,
+                                            ReplyIn(content=f"{text} {n}"))
+            await session.commit()

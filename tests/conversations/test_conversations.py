@@ -225,6 +225,35 @@ async def test_messages_page_oldest_first(api: httpx.AsyncClient, factory: Facto
     assert_error(r, 422, "invalid_cursor")
 
 
+async def test_messages_page_newest_first_with_order_desc(
+    api: httpx.AsyncClient, factory: Factory
+) -> None:
+    ws = await factory.api_workspace()
+    cid = (await factory.conversation(ws))["conversation_id"]
+    for n in range(4):
+        await _post(api, ws.admin, cid, "messages", {"content": f"reply {n}"})
+    url = f"/api/v1/conversations/{cid}/messages"
+    first = (await api.get(url, params={"order": "desc", "limit": 2},
+                           headers=ws.admin.headers)).json()
+    assert [m["content"] for m in first["items"]] == ["reply 3", "reply 2"]
+    seen = [m["content"] for m in first["items"]]
+    cursor = first["next_cursor"]
+    while cursor:
+        page = (await api.get(url, params={"order": "desc", "limit": 2, "cursor": cursor},
+                              headers=ws.admin.headers)).json()
+        seen += [m["content"] for m in page["items"]]
+        cursor = page["next_cursor"]
+    assert seen[:4] == [f"reply {n}" for n in (3, 2, 1, 0)] and len(seen) == 5
+    # A cursor continues only the order that gave it out.
+    asc_cursor = (await api.get(url, params={"limit": 2}, headers=ws.admin.headers)
+                  ).json()["next_cursor"]
+    r = await api.get(url, params={"order": "desc", "cursor": asc_cursor},
+                      headers=ws.admin.headers)
+    assert_error(r, 422, "invalid_cursor")
+    r = await api.get(url, params={"cursor": first["next_cursor"]}, headers=ws.admin.headers)
+    assert_error(r, 422, "invalid_cursor")
+
+
 # --- assignment ---------------------------------------------------------------------------
 
 

@@ -239,9 +239,11 @@ def browser() -> Iterator[Any]:
     running in this thread, and the suite's async tests could not start theirs. Browser tests
     live in one module, so the browser starts once and is gone before the next module."""
     if not os.path.exists(CHROMIUM):
-        message = f"{CHROMIUM} is missing: `make browser` installs Debian's chromium"
+        message = (f"BROWSER TESTS NOT RUN: {CHROMIUM} is missing; `make browser` installs "
+                   "Debian's chromium (with CI=1 this is a failure, not a skip)")
         if os.environ.get("CI"):
             pytest.fail(message)
+        _BROWSER_SKIPS.append(message)
         pytest.skip(message)
     from playwright.sync_api import expect, sync_playwright
 
@@ -278,6 +280,16 @@ def sign_in(page: Any, world: World, person: Person) -> None:
 
 def wait_live(page: Any) -> None:
     page.wait_for_selector('#live-status[data-state="live"]')
+
+
+# Why browser tests were skipped in this run: said again, loudly, after the summary, so a
+# developer never mistakes a green run without a browser for a tested UI.
+_BROWSER_SKIPS: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _BROWSER_SKIPS:
+        terminalreporter.write_sep("!", _BROWSER_SKIPS[0], red=True, bold=True)
 
 
 def pytest_configure(config: pytest.Config) -> None:

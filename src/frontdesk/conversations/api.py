@@ -16,6 +16,7 @@ from frontdesk.conversations.schemas import (
     ConversationPage,
     ConversationSort,
     ConversationUpdate,
+    MessageOrder,
     MessageOut,
     MessagePage,
     ReplyIn,
@@ -90,9 +91,14 @@ async def update_conversation(
 async def list_messages(
     conversation_id: PathId, db: DbSession, principal: CurrentPrincipal,
     cursor: Cursor = None, limit: Limit = 100,
+    order: Annotated[MessageOrder, Query(
+        description="`asc` (the default): oldest first, the thread as it reads; `desc`: "
+        "newest first, so the first page holds the latest messages and `next_cursor` goes "
+        "back in time. A cursor only continues the order that gave it out.")] = MessageOrder.ASC,
 ) -> MessagePage:
+    """The conversation's messages by id, `limit` at a time (at most 200)."""
     rows, next_cursor = await service.list_messages(db, principal, conversation_id,
-                                                    cursor=cursor, limit=limit)
+                                                    cursor=cursor, limit=limit, order=order)
     return MessagePage(items=[MessageOut.model_validate(m) for m in rows], next_cursor=next_cursor)
 
 

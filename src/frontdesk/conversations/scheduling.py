@@ -73,7 +73,9 @@ async def schedule_reply(
     conversation = await get_conversation(session, principal, conversation_id)
     if conversation.merged_into_id is not None:
         raise Conflict(f"Conversation {conversation.id} was merged into "
-                       f"{conversation.merged_into_id}; reply there", code="already_merged")
+                       f"{conversation.merged_into_id}; reply there", code="already_merged",
+                       details={"conversation_id": conversation.id,
+                                "merged_into_id": conversation.merged_into_id})
     _in_the_future(data.send_at)
     row = ScheduledMessage(
         workspace_id=principal.workspace_id, conversation_id=conversation.id,

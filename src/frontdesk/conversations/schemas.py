@@ -150,6 +150,13 @@ class TagsOut(BaseModel):
     tags: list[str]
 
 
+class MessageOrder(enum.StrEnum):
+    """Orders of a conversation's messages."""
+
+    ASC = "asc"  # oldest first: the thread as it is read
+    DESC = "desc"  # newest first: the latest page, then earlier ones
+
+
 class ConversationSort(enum.StrEnum):
     """Orders of a conversation list."""
 

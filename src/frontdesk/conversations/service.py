@@ -46,6 +46,7 @@ from frontdesk.conversations.schemas import (
     ConversationOut,
     ConversationSort,
     ConversationUpdate,
+    MessageOrder,
     MessageOut,
     ReplyIn,
     StatusIn,
@@ -334,17 +335,40 @@ async def get_conversation(
 
 async def list_messages(
     session: AsyncSession, principal: Principal, conversation_id: int,
-    *, cursor: str | None, limit: int,
+    *, cursor: str | None, limit: int, order: MessageOrder = MessageOrder.ASC,
 ) -> tuple[list[Message], str | None]:
+    """A page of the thread by message id (the order messages arrived, merged ones
+    included). `DESC` pages from the newest end: the latest `limit` messages, then the ones
+    before them. Each order's cursors are its own (the newest-first ones are tagged)."""
     conversation = await get_conversation(session, principal, conversation_id)
     stmt = select(Message).where(
         Message.workspace_id == principal.workspace_id, Message.conversation_id == conversation.id
     )
-    if cursor:
-        stmt = stmt.where(Message.id > decode_id_cursor(cursor))
-    rows = list((await session.execute(stmt.order_by(Message.id).limit(limit + 1))).scalars())
-    next_cursor = encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
+    if order is MessageOrder.DESC:
+        if cursor:
+            stmt = stmt.where(Message.id < _before_cursor(cursor))
+        stmt = stmt.order_by(Message.id.desc())
+    else:
+        if cursor:
+            stmt = stmt.where(Message.id > decode_id_cursor(cursor))
+        stmt = stmt.order_by(Message.id)
+    rows = list((await session.execute(stmt.limit(limit + 1))).scalars())
+    next_cursor = None
+    if len(rows) > limit:
+        last = rows[limit - 1].id
+        next_cursor = encode_cursor("before", last) if order is MessageOrder.DESC \
+            else encode_cursor(last)
     return rows[:limit], next_cursor
+
+
+def _before_cursor(cursor: str) -> int:
+    """The id a newest-first cursor continues before."""
+    tag, before_id = decode_cursor(cursor, 2)
+    if tag != "before":
+        raise InvalidInput("The cursor belongs to another order", code="invalid_cursor",
+                           details=[{"field": "query.cursor",
+                                     "message": "not a cursor of this order"}])
+    return cursor_id(before_id)
 
 
 class ConversationMerged(Conflict):
@@ -437,17 +461,38 @@ async def reply_to_conversation(
     return message
 
 
+def assignment_refusal(
+    principal: Principal, current_assignee_id: int | None, assignee_id: int | None
+) -> Forbidden | None:
+    """Why `principal` may not hand a conversation now assigned to `current_assignee_id` to
+    `assignee_id` (None: unassign), or None when they may. Agents take conversations for
+    themselves or give them back, nothing more: another agent's conversation changes hands
+    only by a supervisor."""
+    if principal.role.at_least(Role.SUPERVISOR):
+        return None
+    if assignee_id not in (None, principal.user_id):
+        return Forbidden("Agents can only assign conversations to themselves",
+                         code="assign_to_self_only")
+    if current_assignee_id not in (None, principal.user_id):
+        return Forbidden("This conversation is another agent's; ask a supervisor",
+                         code="not_yours")
+    return None
+
+
+def may_assign(
+    principal: Principal, current_assignee_id: int | None, assignee_id: int | None
+) -> bool:
+    """The rule of `assign_conversation`, for screens that offer only what it accepts."""
+    return assignment_refusal(principal, current_assignee_id, assignee_id) is None
+
+
 async def assign_conversation(
     session: AsyncSession, principal: Principal, conversation_id: int, assign: AssignIn
 ) -> ConversationOut:
     conversation = await get_conversation(session, principal, conversation_id, for_update=True)
-    if not principal.role.at_least(Role.SUPERVISOR):
-        # Agents take conversations for themselves or give them back, nothing more: another
-        # agent's conversation changes hands only by a supervisor.
-        if assign.assignee_id not in (None, principal.user_id):
-            raise Forbidden("Agents can only assign conversations to themselves")
-        if conversation.assignee_id not in (None, principal.user_id):
-            raise Forbidden("This conversation is another agent's; ask a supervisor")
+    refusal = assignment_refusal(principal, conversation.assignee_id, assign.assignee_id)
+    if refusal is not None:
+        raise refusal
     changes: dict[str, Any] = {}
     names: list[str] = []
     if assign.assignee_id is not None:

@@ -17,6 +17,7 @@ from starlette.staticfiles import StaticFiles
 from frontdesk.config import Settings
 from frontdesk.core.errors import FrontdeskError, error_body
 from frontdesk.web import i18n
+from frontdesk.web.errors import service_error_text
 from frontdesk.web.i18n import N_
 from frontdesk.web.security import LoginRateLimiter, WebMiddleware, load_secret_key
 from frontdesk.web.session import CsrfRejected, LoginRequired, WorkspaceRequired, csrf_token
@@ -88,13 +89,16 @@ def _locale(request: Request) -> str:
     return i18n.negotiate(request.headers.get("accept-language"))
 
 
-def _error(request: Request, status: int, message: str, *, code: str) -> Response:
-    """An error for a person: a toast for htmx requests, a page otherwise, JSON for JSON."""
+def _error(request: Request, status: int, message: str, *, code: str,
+           details: Any = None) -> Response:
+    """An error for a person: a toast for htmx requests, a page otherwise, JSON for JSON.
+    The text is the one `web.errors` gives the code, in the person's language."""
     if not _is_web(request):
         return JSONResponse(error_body(code, message), status)
     locale = _locale(request)
     headers = {"HX-Retarget": "#toasts", "HX-Reswap": "beforeend"}
-    ctx = {"status": status, "message": message, "code": code, "agent": None,
+    text = service_error_text(code, message, details, locale)
+    ctx = {"status": status, "text": text, "code": code, "agent": None,
            "csrf": csrf_token(request) if "session" in request.scope else "", "flash": None}
     if request.headers.get("hx-request") == "true":
         return render(request, "partials/toast.html", ctx, status_code=status, locale=locale,
@@ -134,7 +138,8 @@ def _html_for_web(original: Handler) -> Handler:
             result = original(request, exc)
             return await result if inspect.isawaitable(result) else result
         if isinstance(exc, FrontdeskError):
-            return _error(request, exc.status_code, exc.message, code=exc.code)
+            return _error(request, exc.status_code, exc.message, code=exc.code,
+                          details=exc.details)
         if isinstance(exc, StarletteHTTPException):
             message = N_("There is nothing here.") if exc.status_code == 404 else str(exc.detail)
             return _error(request, exc.status_code, message, code=str(exc.status_code))

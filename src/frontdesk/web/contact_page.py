@@ -20,11 +20,11 @@ from frontdesk.contacts import service as contacts
 from frontdesk.contacts import tags as contact_tags
 from frontdesk.contacts.models import Company, Contact, ContactIdentity, ContactNote
 from frontdesk.conversations import service as conversations
-from frontdesk.conversations.models import Conversation
+from frontdesk.conversations.models import Conversation, ConversationTag, Tag
 from frontdesk.web import queries
 from frontdesk.web.inbox import Row
 
-TIMELINE_LIMIT = 100
+TIMELINE_PAGE = 50
 NOTES_LIMIT = 50
 SIDEBAR_NOTES = 3
 
@@ -47,7 +47,8 @@ class ContactView:
     identities: list[ContactIdentity]
     company: Company | None
     companies: list[Company]
-    timeline: list[Row]  # every conversation, newest activity first (the latest 100)
+    timeline: list[Row]  # their conversations, newest activity first (a page of them)
+    timeline_cursor: str | None  # the next page of the timeline
     conversation_count: int
     tags: list[str]  # the contact's own
     conversation_tags: list[tuple[str, int]]  # tag, on how many of their conversations
@@ -63,17 +64,14 @@ async def load_contact(
     notes, next_notes = await contact_notes.list_notes(db, principal, contact.id,
                                                        cursor=notes_cursor, limit=NOTES_LIMIT)
     companies = await contacts.list_companies(db, principal)
-    found = await queries.contact_conversations(db, principal, contact.id,
-                                                limit=TIMELINE_LIMIT)
-    outs = await conversations.to_out_many(db, found)
-    previews = await queries.last_message_previews(db, principal, [c.id for c in outs])
-    tag_counts = Counter(tag for c in outs for tag in c.tags)
+    timeline, timeline_cursor = await load_timeline(db, principal, contact.id)
+    tag_counts = await _conversation_tag_counts(db, principal, contact.id)
     return ContactView(
         contact=contact, name=display_name(contact),
         identities=await contacts.list_identities(db, contact),
         company=next((c for c in companies if c.id == contact.company_id), None),
         companies=companies,
-        timeline=[Row(conversation=c, contact_name="", preview=previews.get(c.id)) for c in outs],
+        timeline=timeline, timeline_cursor=timeline_cursor,
         conversation_count=await _conversation_count(db, principal, contact.id),
         tags=await contact_tags.contact_tags(db, contact),
         conversation_tags=sorted(tag_counts.items(), key=lambda item: (-item[1], item[0])),
@@ -81,6 +79,52 @@ async def load_contact(
         notes_cursor=next_notes,
         inboxes={i.id: i for i in await list_inboxes(db, principal)},
     )
+
+
+async def load_timeline(
+    db: AsyncSession, principal: Principal, contact_id: int, cursor: str | None = None
+) -> tuple[list[Row], str | None]:
+    """A page of the contact's conversations, newest activity first, and the next page's
+    cursor."""
+    found, next_cursor = await queries.contact_conversations(
+        db, principal, contact_id, limit=TIMELINE_PAGE, cursor=cursor)
+    outs = await conversations.to_out_many(db, found)
+    previews = await queries.last_message_previews(db, principal, [c.id for c in outs])
+    return ([Row(conversation=c, contact_name="", preview=previews.get(c.id)) for c in outs],
+            next_cursor)
+
+
+@dataclass
+class TimelinePage:
+    contact: Contact
+    rows: list[Row]
+    cursor: str | None  # the page after this one
+    inboxes: dict[int, Inbox]
+
+
+async def load_timeline_page(
+    db: AsyncSession, principal: Principal, contact_id: int, cursor: str
+) -> TimelinePage:
+    """The timeline's page at `cursor`, for its "Show more"."""
+    contact = await contacts.get_contact(db, principal, contact_id)
+    rows, next_cursor = await load_timeline(db, principal, contact.id, cursor)
+    return TimelinePage(contact=contact, rows=rows, cursor=next_cursor,
+                        inboxes={i.id: i for i in await list_inboxes(db, principal)})
+
+
+async def _conversation_tag_counts(
+    db: AsyncSession, principal: Principal, contact_id: int
+) -> Counter[str]:
+    """On how many of the contact's conversations each tag is (all of them, not a page)."""
+    rows = await db.execute(
+        select(Tag.name, func.count())
+        .join(ConversationTag, ConversationTag.tag_id == Tag.id)
+        .join(Conversation, Conversation.id == ConversationTag.conversation_id)
+        .where(Conversation.workspace_id == principal.workspace_id,
+               Conversation.contact_id == contact_id)
+        .group_by(Tag.name)
+    )
+    return Counter({name: int(n) for name, n in rows.tuples()})
 
 
 @dataclass(frozen=True)

@@ -20,20 +20,21 @@ from frontdesk.contacts import service as contacts_service
 from frontdesk.contacts.models import Contact, ContactIdentity
 from frontdesk.conversations import service as conversations
 from frontdesk.conversations.models import ConversationStatus, Message, Priority
-from frontdesk.conversations.schemas import ConversationOut, ConversationSort
+from frontdesk.conversations.schemas import ConversationOut, ConversationSort, MessageOrder
 from frontdesk.inbox_views import service as inbox_views
 from frontdesk.inbox_views.models import InboxView
 from frontdesk.inbox_views.schemas import ViewFilters
 from frontdesk.web import queries
-from frontdesk.web.i18n import N_
+from frontdesk.web.templating import CHANNEL_LABELS
 
 PAGE_SIZE = 40
 VIEWS = ("mine", "unassigned", "all")
 STATUSES = tuple(s.value for s in ConversationStatus)
 PRIORITIES = tuple(p.value for p in Priority)
 SORTS = tuple(s.value for s in ConversationSort)
-CHANNEL_LABELS = {"api": N_("API"), "email": N_("E-mail")}
-THREAD_LIMIT = 1000  # messages shown at once; older ones need a "show earlier" (not yet)
+THREAD_PAGE = 200  # the latest messages a conversation opens with; earlier ones on request
+THREAD_MAX = 2000  # a live refresh keeps what is on screen, up to this many messages
+HISTORY_PAGE = 20  # the contact's other conversations in the sidebar, a page at a time
 
 
 def _int(value: str | None) -> int | None:
@@ -285,54 +286,81 @@ class ConversationView:
     contact: Contact
     contact_name: str
     identities: list[ContactIdentity]
-    messages: list[Message]
-    history: list[Row]  # the contact's other conversations
+    messages: list[Message]  # a window of the thread, oldest first, ending at the newest
+    earlier_cursor: str | None  # where the messages before the window start, if any
+    history: list[Row]  # the contact's other conversations (a page of them)
+    history_cursor: str | None  # the next page of them
     inbox: Inbox | None
-    # E-mail conversations: each mail's headers and quoted history, and whom a reply goes to.
+    may_take: bool  # may the viewer assign it to themselves (the service's rule)
+    # Each e-mail message's headers and quoted history (merged threads mix channels), and in
+    # an e-mail conversation whom a reply goes to.
     emails: dict[int, EmailRecord] = field(default_factory=dict)
     recipients: ReplyRecipients | None = None
 
 
 async def load_conversation(
-    db: AsyncSession, principal: Principal, conversation_id: int, lookups: Lookups
+    db: AsyncSession, principal: Principal, conversation_id: int, lookups: Lookups,
+    *, earlier_than: str | None = None, keep_from: int | None = None,
 ) -> ConversationView:
+    """The conversation as its page shows it: the latest page of the thread, or with
+    `earlier_than` the page before that cursor; `keep_from` widens the window back to that
+    message id (a live refresh keeps the earlier pages the agent opened)."""
     conversation = await conversations.get_conversation(db, principal, conversation_id)
     out = await conversations.to_out(db, conversation)
     contact = await contacts_service.get_contact(db, principal, conversation.contact_id)
     identities = await contacts_service.list_identities(db, contact)
-    messages = await load_thread(db, principal, conversation_id)
+    messages, earlier_cursor = await load_thread(db, principal, conversation_id,
+                                                 cursor=earlier_than, keep_from=keep_from)
     inbox = lookups.inboxes.get(conversation.inbox_id)
+    mail_ids = [m.id for m in messages if _channel_of(lookups, m) == ChannelType.EMAIL.value]
     is_email = inbox is not None and inbox.channel == ChannelType.EMAIL.value
+    history, history_cursor = await contact_history(db, principal, contact.id,
+                                                    exclude=conversation_id)
     return ConversationView(
         conversation=out, contact=contact, contact_name=_contact_name(contact),
-        identities=identities, messages=messages,
-        history=await contact_history(db, principal, contact.id, exclude=conversation_id),
-        inbox=inbox,
-        emails=await email_service.email_records(db, principal, [m.id for m in messages])
-        if is_email else {},
+        identities=identities, messages=messages, earlier_cursor=earlier_cursor,
+        history=history, history_cursor=history_cursor, inbox=inbox,
+        may_take=conversations.may_assign(principal, conversation.assignee_id,
+                                          principal.user_id),
+        emails=await email_service.email_records(db, principal, mail_ids) if mail_ids else {},
         recipients=await reply_recipients(db, conversation.id) if is_email else None,
     )
 
 
+def _channel_of(lookups: Lookups, message: Message) -> str | None:
+    inbox = lookups.inboxes.get(message.inbox_id)
+    return inbox.channel if inbox else None
+
+
 async def load_thread(
-    db: AsyncSession, principal: Principal, conversation_id: int
-) -> list[Message]:
-    messages: list[Message] = []
-    cursor: str | None = None
-    while len(messages) < THREAD_LIMIT:
-        page, cursor = await conversations.list_messages(db, principal, conversation_id,
-                                                         cursor=cursor, limit=200)
-        messages.extend(page)
-        if cursor is None:
+    db: AsyncSession, principal: Principal, conversation_id: int,
+    *, cursor: str | None = None, keep_from: int | None = None,
+) -> tuple[list[Message], str | None]:
+    """A window of the thread, oldest first: the latest `THREAD_PAGE` messages (or those
+    before `cursor`), reaching back to message `keep_from` if it is given (whole pages, at
+    most `THREAD_MAX` messages); and the cursor of the messages before the window."""
+    newest_first: list[Message] = []
+    while True:
+        page, cursor = await conversations.list_messages(
+            db, principal, conversation_id, cursor=cursor, limit=THREAD_PAGE,
+            order=MessageOrder.DESC)
+        newest_first.extend(page)
+        if cursor is None or keep_from is None or not page or page[-1].id <= keep_from \
+                or len(newest_first) >= THREAD_MAX:
             break
-    return messages
+    newest_first.reverse()
+    return newest_first, cursor
 
 
 async def contact_history(
-    db: AsyncSession, principal: Principal, contact_id: int, *, exclude: int
-) -> list[Row]:
-    others = [c for c in await queries.contact_conversations(db, principal, contact_id)
-              if c.id != exclude]
+    db: AsyncSession, principal: Principal, contact_id: int, *, exclude: int,
+    cursor: str | None = None,
+) -> tuple[list[Row], str | None]:
+    """A page of the contact's other conversations (newest activity first) and the next
+    page's cursor."""
+    others, next_cursor = await queries.contact_conversations(
+        db, principal, contact_id, limit=HISTORY_PAGE, cursor=cursor, exclude=exclude)
     outs = await conversations.to_out_many(db, others)
     previews = await queries.last_message_previews(db, principal, [c.id for c in outs])
-    return [Row(conversation=c, contact_name="", preview=previews.get(c.id)) for c in outs]
+    return ([Row(conversation=c, contact_name="", preview=previews.get(c.id)) for c in outs],
+            next_cursor)

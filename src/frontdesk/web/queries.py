@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from frontdesk.accounts.service import Principal
@@ -24,6 +24,7 @@ from frontdesk.conversations.models import (
     MessageType,
 )
 from frontdesk.conversations.service import ConversationFilters
+from frontdesk.core.pagination import cursor_id, cursor_time, decode_cursor, encode_cursor
 
 PREVIEW_CHARS = 160
 
@@ -245,14 +246,26 @@ async def last_message_previews(
 
 
 async def contact_conversations(
-    session: AsyncSession, principal: Principal, contact_id: int, *, limit: int = 20
-) -> list[Conversation]:
-    """The contact's conversations on every inbox, newest activity first."""
-    rows = await session.execute(
-        select(Conversation)
-        .where(Conversation.workspace_id == principal.workspace_id,
-               Conversation.contact_id == contact_id)
-        .order_by(Conversation.last_activity_at.desc(), Conversation.id.desc())
-        .limit(limit)
-    )
-    return list(rows.scalars())
+    session: AsyncSession, principal: Principal, contact_id: int, *, limit: int = 20,
+    cursor: str | None = None, exclude: int | None = None,
+) -> tuple[list[Conversation], str | None]:
+    """A page of the contact's conversations on every inbox, newest activity first (a
+    keyset page: the cursor holds the last row's activity time and id), without `exclude`;
+    and the next page's cursor."""
+    stmt = select(Conversation).where(Conversation.workspace_id == principal.workspace_id,
+                                      Conversation.contact_id == contact_id)
+    if exclude is not None:
+        stmt = stmt.where(Conversation.id != exclude)
+    key = tuple_(Conversation.last_activity_at, Conversation.id)
+    if cursor:
+        at, before_id = decode_cursor(cursor, 2)
+        stmt = stmt.where(key < (cursor_time(at), cursor_id(before_id)))
+    rows = list((await session.execute(
+        stmt.order_by(Conversation.last_activity_at.desc(), Conversation.id.desc())
+        .limit(limit + 1)
+    )).scalars())
+    next_cursor = None
+    if len(rows) > limit:
+        last = rows[limit - 1]
+        next_cursor = encode_cursor(last.last_activity_at.isoformat(), last.id)
+    return rows[:limit], next_cursor

@@ -24,6 +24,7 @@ from frontdesk.web.contact_page import (
     display_name,
     load_contact,
     load_sidebar,
+    load_timeline_page,
     merge_candidate,
 )
 from frontdesk.web.i18n import N_
@@ -86,6 +87,18 @@ async def contact_page(
     return render(request, "contacts/detail.html", base_context(
         request, agent, section="contacts", view=view, notes_cursor=notes_cursor,
         note_limit=MAX_NOTE_CHARS))
+
+
+@router.get("/contacts/{contact_id}/timeline")
+async def contact_timeline(
+    contact_id: PathId, request: Request, db: DbSession, agent: CurrentAgent,
+    cursor: Annotated[str, Query(max_length=512)],
+) -> Response:
+    """The next page of the contact's conversations, for the timeline's "Show more"."""
+    page = await load_timeline_page(db, agent.principal, contact_id, cursor)
+    return render(request, "contacts/timeline_items.html", base_context(
+        request, agent, timeline=page.rows, timeline_cursor=page.cursor, inboxes=page.inboxes,
+        contact_id=page.contact.id))
 
 
 SIDEBAR_TARGET = "contact-extras"

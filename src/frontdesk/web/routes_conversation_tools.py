@@ -5,8 +5,6 @@ Each route translates a form into one service call."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from typing import Annotated
 
@@ -19,7 +17,7 @@ from frontdesk.canned import service as canned
 from frontdesk.conversations import merging, scheduling
 from frontdesk.conversations.schemas import MoveIn, ScheduledMessageIn, ScheduledMessageUpdate
 from frontdesk.core.deps import DbSession
-from frontdesk.core.errors import FrontdeskError, InvalidInput
+from frontdesk.core.errors import InvalidInput
 from frontdesk.core.ids import PathId
 from frontdesk.db.base import utcnow
 from frontdesk.web.i18n import N_
@@ -30,34 +28,6 @@ from frontdesk.web.templating import render
 router = web_router()
 
 CONTENT_LIMIT = 65536
-
-
-# The services' refusals, in words an agent reads in their own language (the toast
-# translates these msgids; the services' own messages are the API's English).
-_REFUSALS = {
-    "different_contacts": N_("These conversations belong to different customers; merge the "
-                             "contacts first if they are one person."),
-    "already_merged": N_("That conversation was merged into another one already."),
-    "same_conversation": N_("Choose another conversation."),
-    "nothing_left": N_("Nothing would be left in this conversation; merge it instead."),
-    "not_movable": N_("Activity lines stay where they are."),
-    "send_at_in_past": N_("Choose a time in the future."),
-    "scheduled_message_sent": N_("This reply was sent already."),
-    "scheduled_message_cancelled": N_("This reply was cancelled."),
-    "scheduled_message_failed": N_("This reply could not be sent."),
-    "not_author": N_("Only its author or a supervisor can change a scheduled reply."),
-    "not_yours": N_("That conversation is another agent's; ask a supervisor."),
-}
-
-
-@contextmanager
-def _in_agents_words() -> Iterator[None]:
-    try:
-        yield
-    except FrontdeskError as exc:
-        if exc.code in _REFUSALS:
-            exc.message = _REFUSALS[exc.code]
-        raise
 
 
 def _conversation_id(value: str) -> int:
@@ -73,8 +43,7 @@ async def merge_into(
 ) -> Response:
     """This conversation is folded into `target_id`, which the agent then sees."""
     target = _conversation_id(target_id)
-    with _in_agents_words():
-        await merging.merge_conversations(db, agent.principal, target, conversation_id)
+    await merging.merge_conversations(db, agent.principal, target, conversation_id)
     return redirect(request, f"/app/conversations/{target}")
 
 
@@ -86,10 +55,9 @@ async def move_message(
 ) -> Response:
     """target: "new" splits the message off, or an id of the contact's conversation."""
     target_id = None if target == "new" else _conversation_id(target)
-    with _in_agents_words():
-        moved = await merging.move_messages(
-            db, agent.principal, conversation_id, message_id,
-            MoveIn(target_conversation_id=target_id, with_following=with_following == "1"))
+    moved = await merging.move_messages(
+        db, agent.principal, conversation_id, message_id,
+        MoveIn(target_conversation_id=target_id, with_following=with_following == "1"))
     return redirect(request, f"/app/conversations/{moved.target.id}")
 
 
@@ -140,8 +108,7 @@ async def schedule(
         data = ScheduledMessageIn(content=content, send_at=_local_time(send_at, agent))
     except ValidationError as exc:
         raise _form_error(exc) from exc
-    with _in_agents_words():
-        await scheduling.schedule_reply(db, agent.principal, conversation_id, data)
+    await scheduling.schedule_reply(db, agent.principal, conversation_id, data)
     return await _scheduled(request, db, agent, conversation_id)
 
 
@@ -155,9 +122,8 @@ async def edit_scheduled(
         patch = ScheduledMessageUpdate(content=content, send_at=_local_time(send_at, agent))
     except ValidationError as exc:
         raise _form_error(exc) from exc
-    with _in_agents_words():
-        await scheduling.update_scheduled_message(db, agent.principal, conversation_id,
-                                                  scheduled_message_id, patch)
+    await scheduling.update_scheduled_message(db, agent.principal, conversation_id,
+                                              scheduled_message_id, patch)
     return await _scheduled(request, db, agent, conversation_id)
 
 
@@ -166,9 +132,8 @@ async def cancel_scheduled(
     conversation_id: PathId, scheduled_message_id: PathId, request: Request, db: DbSession,
     agent: CurrentAgent,
 ) -> Response:
-    with _in_agents_words():
-        await scheduling.cancel_scheduled_message(db, agent.principal, conversation_id,
-                                                  scheduled_message_id)
+    await scheduling.cancel_scheduled_message(db, agent.principal, conversation_id,
+                                              scheduled_message_id)
     return await _scheduled(request, db, agent, conversation_id)
 
 

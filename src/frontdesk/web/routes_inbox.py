@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import Form, Request
+from fastapi import Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,7 +23,8 @@ from frontdesk.conversations.schemas import (
 )
 from frontdesk.conversations.uploads import upload_key
 from frontdesk.core.deps import DbSession
-from frontdesk.core.errors import FrontdeskError, InvalidInput
+from frontdesk.core.errors import InvalidInput
+from frontdesk.core.ids import MAX_ID, PathId
 from frontdesk.db.base import utcnow
 from frontdesk.inbox_views.schemas import ViewFilters
 from frontdesk.web import queries
@@ -32,10 +33,10 @@ from frontdesk.web.inbox import (
     InboxFilters,
     Lookups,
     build_rows,
+    contact_history,
     list_page,
     load_conversation,
     load_lookups,
-    load_thread,
     sort_ascending,
 )
 from frontdesk.web.pages import base_context, htmx_target, web_router
@@ -45,16 +46,6 @@ from frontdesk.web.templating import render
 router = web_router()
 
 CONTENT_LIMIT = 65536
-
-# The service's refusal in words an agent reads in their own language (the toast translates
-# this msgid; the service's own message is the API's English).
-MERGED_REFUSAL = N_("This conversation was merged into another one; continue there.")
-
-
-def _refuse_merged_in_agents_words(exc: FrontdeskError) -> None:
-    if exc.code == "conversation_merged":
-        exc.message = MERGED_REFUSAL
-
 
 def _filters(request: Request, agent: Agent) -> InboxFilters:
     return InboxFilters.from_query(request.query_params,
@@ -167,17 +158,58 @@ async def _render_row(
 
 @router.get("/conversations/{conversation_id}/thread")
 async def conversation_thread(
-    conversation_id: int, request: Request, db: DbSession, agent: CurrentAgent
+    conversation_id: int, request: Request, db: DbSession, agent: CurrentAgent,
+    keep_from: Annotated[int | None, Query(alias="from", ge=1, le=MAX_ID)] = None,
 ) -> Response:
-    return await _thread(request, db, agent, conversation_id)
+    """The thread again (live updates): its latest page, or back to message `from`, the
+    oldest one on screen, so earlier pages the agent opened stay open."""
+    return await _thread(request, db, agent, conversation_id, keep_from=keep_from)
+
+
+def _thread_from(request: Request) -> int | None:
+    """The oldest message the page shows (the live script sends it with each action), so a
+    thread redrawn after a reply or a change keeps the earlier pages the agent opened."""
+    value = request.headers.get("x-thread-from", "")
+    return int(value) if value.isdigit() and 0 < len(value) <= 18 and int(value) else None
 
 
 async def _thread(request: Request, db: AsyncSession, agent: Agent, conversation_id: int,
-                  **extra: Any) -> Response:
+                  *, keep_from: int | None = None, **extra: Any) -> Response:
     lookups = await load_lookups(db, agent.principal)
-    view = await load_conversation(db, agent.principal, conversation_id, lookups)
+    view = await load_conversation(db, agent.principal, conversation_id, lookups,
+                                   keep_from=keep_from or _thread_from(request))
     return render(request, "partials/thread.html", base_context(
         request, agent, lookups=lookups, view=view, now=utcnow(), **extra))
+
+
+@router.get("/conversations/{conversation_id}/earlier")
+async def conversation_earlier(
+    conversation_id: PathId, request: Request, db: DbSession, agent: CurrentAgent,
+    cursor: Annotated[str, Query(max_length=512)],
+) -> Response:
+    """The page of messages before `cursor`, for the "Show earlier messages" control at the
+    top of the thread (which it replaces, with a new one while more remain)."""
+    lookups = await load_lookups(db, agent.principal)
+    view = await load_conversation(db, agent.principal, conversation_id, lookups,
+                                   earlier_than=cursor)
+    return render(request, "partials/thread_earlier_page.html", base_context(
+        request, agent, lookups=lookups, view=view, now=utcnow()))
+
+
+@router.get("/conversations/{conversation_id}/history")
+async def conversation_history(
+    conversation_id: PathId, request: Request, db: DbSession, agent: CurrentAgent,
+    cursor: Annotated[str, Query(max_length=512)],
+) -> Response:
+    """The next page of the contact's other conversations, for the sidebar's "Show more"."""
+    filters = _filters(request, agent)
+    lookups = await load_lookups(db, agent.principal)
+    conversation = await conversations.get_conversation(db, agent.principal, conversation_id)
+    history, history_cursor = await contact_history(
+        db, agent.principal, conversation.contact_id, exclude=conversation.id, cursor=cursor)
+    return render(request, "partials/history_items.html", base_context(
+        request, agent, params=filters.params(), lookups=lookups, history=history,
+        history_cursor=history_cursor, conversation_id=conversation.id, now=utcnow()))
 
 
 @router.get("/conversations/{conversation_id}/head")
@@ -193,7 +225,8 @@ async def _head(request: Request, db: AsyncSession, agent: Agent, conversation_i
     activity line) and the list row, swapped out of band."""
     filters = _filters(request, agent)
     lookups = await load_lookups(db, agent.principal)
-    view = await load_conversation(db, agent.principal, conversation_id, lookups)
+    view = await load_conversation(db, agent.principal, conversation_id, lookups,
+                                   keep_from=_thread_from(request) if with_thread else None)
     rows = await build_rows(db, agent.principal, [view.conversation], filters.sort_order)
     return render(request, "partials/head.html", base_context(
         request, agent, filters=filters, params=filters.params(), lookups=lookups, view=view,
@@ -212,15 +245,11 @@ async def reply(
     if not content.strip():
         raise InvalidInput(N_("Write a message first."), code="empty_message")
     note = mode == "note"
-    try:
-        await conversations.reply_to_conversation(
-            db, agent.principal, conversation_id,
-            ReplyIn(content=content, private=note, reply_all=recipients != "sender",
-                    upload_ids=[] if note else upload_ids or []),
-            upload_key=upload_key(request.app.state.runtime.settings))
-    except FrontdeskError as exc:
-        _refuse_merged_in_agents_words(exc)
-        raise
+    await conversations.reply_to_conversation(
+        db, agent.principal, conversation_id,
+        ReplyIn(content=content, private=note, reply_all=recipients != "sender",
+                upload_ids=[] if note else upload_ids or []),
+        upload_key=upload_key(request.app.state.runtime.settings))
     await db.flush()
     return await _thread(request, db, agent, conversation_id, sent=True)
 
@@ -271,12 +300,8 @@ async def change_status(
     until = None
     if new_status is ConversationStatus.SNOOZED:
         until = _snooze_until(snooze if snooze in SNOOZE_CHOICES else "tomorrow", agent)
-    try:
-        await conversations.change_status(db, agent.principal, conversation_id,
-                                          StatusIn(status=new_status, snoozed_until=until))
-    except FrontdeskError as exc:
-        _refuse_merged_in_agents_words(exc)
-        raise
+    await conversations.change_status(db, agent.principal, conversation_id,
+                                      StatusIn(status=new_status, snoozed_until=until))
     return await _head(request, db, agent, conversation_id)
 
 
@@ -321,4 +346,4 @@ async def conversations_root() -> Response:
     return RedirectResponse("/app/inbox", status_code=303)
 
 
-__all__ = ["load_thread", "router"]
+__all__ = ["router"]

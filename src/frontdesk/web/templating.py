@@ -66,6 +66,7 @@ PRIORITY_LABELS = {
 }
 IDENTITY_LABELS = {"email": i18n.N_("E-mail"), "phone": i18n.N_("Phone"),
                    "external": i18n.N_("External ID")}
+CHANNEL_LABELS = {"api": i18n.N_("API"), "email": i18n.N_("E-mail")}
 ROLE_LABELS = {"agent": i18n.N_("Agent"), "supervisor": i18n.N_("Supervisor"),
                "admin": i18n.N_("Admin")}
 DELIVERY_LABELS = {
@@ -141,7 +142,7 @@ def _make_env() -> jinja2.Environment:
     env.globals.update(static_url=static_url, query=query, LOCALES=i18n.LOCALES,
                        STATUS_LABELS=STATUS_LABELS, PRIORITY_LABELS=PRIORITY_LABELS,
                        DELIVERY_LABELS=DELIVERY_LABELS, ROLE_LABELS=ROLE_LABELS,
-                       IDENTITY_LABELS=IDENTITY_LABELS)
+                       IDENTITY_LABELS=IDENTITY_LABELS, CHANNEL_LABELS=CHANNEL_LABELS)
     env.filters.update(message_html=clean_message_html, initials=initials,
                        avatar_class=avatar_class, activity_text=activity_text)
     return env

@@ -139,7 +139,27 @@
     const thread = document.getElementById("thread");
     if (!thread || !window.htmx) return;
     stickToBottom = threadAtBottom(thread);
-    htmx.ajax("GET", `/app/conversations/${id}/thread`, { target: "#thread", swap: "outerHTML" });
+    // Back to the oldest message on screen: earlier pages the agent opened stay open.
+    const oldest = thread.querySelector('[id^="msg-"]');
+    const from = oldest ? `?from=${oldest.id.slice(4)}` : "";
+    htmx.ajax("GET", `/app/conversations/${id}/thread${from}`, { target: "#thread", swap: "outerHTML" });
+  }
+  // "Show earlier messages" puts a page above what is read: keep the reader's place.
+  let earlierAnchor = null;
+  document.addEventListener("htmx:beforeSwap", (e) => {
+    const target = e.detail.target;
+    const thread = target && target.classList && target.classList.contains("thread-earlier") && target.closest("#thread");
+    if (thread) earlierAnchor = { thread, fromBottom: thread.scrollHeight - thread.scrollTop };
+  });
+  function keepEarlierAnchor() {
+    const { thread, fromBottom } = earlierAnchor;
+    earlierAnchor = null;
+    // The page's last day may be the day the thread already started with: one line for it.
+    let previous = null;
+    for (const sep of thread.querySelectorAll(".day-sep")) {
+      if (previous && previous.textContent === sep.textContent) sep.remove(); else previous = sep;
+    }
+    thread.scrollTop = thread.scrollHeight - fromBottom;
   }
   function refreshHead(id) {
     const head = document.getElementById("conv-head");
@@ -363,6 +383,7 @@
   document.addEventListener("htmx:afterSwap", (e) => {
     const target = e.detail.target;
     if (!target) return;
+    if (earlierAnchor) { keepEarlierAnchor(); return; }
     if (target.id === "pane" || target.closest("#pane") || target.id === "thread") {
       if (target.id === "pane") { myState = "viewing"; stickToBottom = true; }
       if (stickToBottom || target.id === "pane") scrollThreadToEnd();
@@ -382,6 +403,14 @@
       applyUnread(); markActive(); renderPresence(); updateBulk();
     }
     sortRows();
+  });
+  // Actions that redraw this thread (a reply, a status change) keep its earlier pages open.
+  document.addEventListener("htmx:configRequest", (e) => {
+    const thread = document.getElementById("thread");
+    const oldest = thread && thread.querySelector('[id^="msg-"]');
+    if (oldest && e.detail.path.startsWith(`/app/conversations/${thread.dataset.conversationId}/`)) {
+      e.detail.headers["X-Thread-From"] = oldest.id.slice(4);
+    }
   });
   document.addEventListener("htmx:oobAfterSwap", () => { sortRows(); markActive(); applyUnread(); });
   document.addEventListener("htmx:afterRequest", (e) => {
@@ -455,9 +484,27 @@
     $("#composer-text", form).focus();
   }
 
+  // A message in the toast area, as the server's own toasts look.
+  function showToast(text) {
+    const toasts = document.getElementById("toasts");
+    if (!toasts) return;
+    const toast = document.createElement("div");
+    toast.className = "toast toast-error";
+    toast.setAttribute("role", "alert");
+    const span = document.createElement("span");
+    span.textContent = text;
+    toast.append(span);
+    toasts.append(toast);
+  }
+
   function submitShortcut(name) {
     const form = document.querySelector(`form[data-shortcut="${name}"]`);
-    if (!form) return;
+    if (!form) {
+      // Not offered here: say why (the page carries the reason, translated) rather than nothing.
+      const refusal = document.querySelector(`[data-shortcut-refusal="${name}"]`);
+      if (refusal) showToast(refusal.textContent.trim());
+      return;
+    }
     // Content swapped in a moment ago is bound by htmx when it settles; bind it now, so a
     // quick key press never falls through to a native submit.
     if (window.htmx) htmx.process(form);
