@@ -38,7 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from frontdesk.config import Settings
 from frontdesk.core.background import PumpLoop
-from frontdesk.core.dispatcher import DispatchedEvent
+from frontdesk.core.dispatcher import AfterCommit, DispatchedEvent
 from frontdesk.core.netguard import UnsafeURL, guarded_request
 from frontdesk.db.base import utcnow
 from frontdesk.webhooks import service
@@ -72,9 +72,9 @@ class WebhookListener:
 
     def __init__(self, on_new_deliveries: Callable[[], None] | None = None) -> None:
         self._on_new_deliveries = on_new_deliveries
-        self._inserted = False
 
-    async def handle(self, session: AsyncSession, events: Sequence[DispatchedEvent]) -> None:
+    async def handle(self, session: AsyncSession,
+                     events: Sequence[DispatchedEvent]) -> AfterCommit | None:
         workspace_ids = {e.workspace_id for e in events}
         subscriptions = (await session.execute(
             select(WebhookSubscription.id, WebhookSubscription.workspace_id,
@@ -83,7 +83,7 @@ class WebhookListener:
                    WebhookSubscription.active.is_(True))
         )).all()
         if not subscriptions:
-            return
+            return None
         by_workspace: dict[int, list[tuple[int, list[str]]]] = {}
         for sub_id, workspace_id, wanted in subscriptions:
             by_workspace.setdefault(workspace_id, []).append((sub_id, wanted))
@@ -101,7 +101,7 @@ class WebhookListener:
                     "next_attempt_at": now, "attempt_log": [], "created_at": now,
                 })
         if not rows:
-            return
+            return None
         dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
         insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
         await session.execute(
@@ -110,15 +110,8 @@ class WebhookListener:
             ),
             rows,
         )
-        self._inserted = True
-
-    def after_dispatch(self) -> None:
-        """Dispatcher callback, after the commit: new deliveries go out without waiting for
-        the sender's next poll."""
-        if self._inserted:
-            self._inserted = False
-            if self._on_new_deliveries is not None:
-                self._on_new_deliveries()
+        # After the commit: new deliveries go out without waiting for the sender's poll.
+        return self._on_new_deliveries
 
 
 @dataclass(frozen=True)
