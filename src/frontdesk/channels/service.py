@@ -11,10 +11,13 @@ from frontdesk.accounts.models import Role
 from frontdesk.accounts.service import Principal
 from frontdesk.channels.email.models import SupportAddress
 from frontdesk.channels.email.service import forget_inbox_routes
+from frontdesk.channels.events import InboxEvent
 from frontdesk.channels.models import ChannelType, Inbox
+from frontdesk.channels.schemas import InboxOut
 from frontdesk.contacts.identities import normalize_email
 from frontdesk.core.activity import record_activity
 from frontdesk.core.errors import Conflict, InvalidInput
+from frontdesk.core.events import EventType, record_event
 from frontdesk.core.tenancy import get_in_workspace
 
 INBOX_CACHE_SECONDS = 30.0
@@ -69,6 +72,8 @@ async def create_inbox(
     record_activity(session, workspace_id=principal.workspace_id, actor_type="user",
                     actor_id=principal.user_id, action="inbox.created", subject_type="inbox",
                     subject_id=inbox.id, changes={"name": name, "channel": channel})
+    record_event(session, principal.workspace_id, EventType.INBOX_CREATED,
+                 InboxEvent(inbox=InboxOut.model_validate(inbox), actor_user_id=principal.user_id))
     return inbox
 
 
@@ -105,7 +110,9 @@ async def update_inbox(
         raise InvalidInput(
             f"Inbox {inbox_id} is a '{inbox.channel}' inbox; e-mail settings are for e-mail "
             "inboxes", code="not_an_email_inbox")
+    changed: dict[str, list[object]] = {}  # for the event: every field, [before, after]
     if name is not None and inbox.name != name:
+        changed["name"] = [inbox.name, name]
         record_activity(session, workspace_id=principal.workspace_id, actor_type="user",
                         actor_id=principal.user_id, action="inbox.renamed", subject_type="inbox",
                         subject_id=inbox.id, changes={"name": [inbox.name, name]})
@@ -132,6 +139,12 @@ async def update_inbox(
                         actor_id=principal.user_id, action="inbox.email_settings_changed",
                         subject_type="inbox", subject_id=inbox.id, changes=changes)
         forget_inbox_routes(inbox.id)
+        changed.update(changes)
+    if changed:
+        await session.flush()  # the row's state as committed (created_at and all)
+        record_event(session, principal.workspace_id, EventType.INBOX_UPDATED,
+                     InboxEvent(inbox=InboxOut.model_validate(inbox), changes=changed,
+                                actor_user_id=principal.user_id))
     return inbox
 
 

@@ -41,6 +41,35 @@ class EventType(enum.StrEnum):
     CONTACT_NOTE_CREATED = "contact_note.created"
     CONTACT_NOTE_UPDATED = "contact_note.updated"
     CONTACT_NOTE_DELETED = "contact_note.deleted"
+    COMPANY_CREATED = "company.created"
+    # Workspace administration (see ADMIN_EVENT_TYPES).
+    INBOX_CREATED = "inbox.created"
+    INBOX_UPDATED = "inbox.updated"
+    MEMBER_ADDED = "member.added"
+    MEMBER_ROLE_CHANGED = "member.role_changed"
+    MEMBER_REMOVED = "member.removed"
+    TEAM_CREATED = "team.created"
+    TEAM_UPDATED = "team.updated"
+    TEAM_MEMBER_ADDED = "team.member_added"
+    TEAM_MEMBER_REMOVED = "team.member_removed"
+    WEBHOOK_CREATED = "webhook.created"
+    WEBHOOK_UPDATED = "webhook.updated"
+    WEBHOOK_DELETED = "webhook.deleted"
+    API_TOKEN_CREATED = "api_token.created"  # noqa: S105 - an event name, not a secret
+    API_TOKEN_REVOKED = "api_token.revoked"  # noqa: S105 - an event name, not a secret
+
+
+# Changes to how the workspace is run rather than to the work in it. Webhooks can subscribe
+# to them; the real-time stream (every agent's browser, API clients with an agent's token)
+# does not carry them: agents have no use for them, and an admin's settings (webhook URLs,
+# who holds which token) are not every agent's business.
+ADMIN_EVENT_TYPES = frozenset({
+    EventType.INBOX_CREATED, EventType.INBOX_UPDATED, EventType.MEMBER_ADDED,
+    EventType.MEMBER_ROLE_CHANGED, EventType.MEMBER_REMOVED, EventType.TEAM_CREATED,
+    EventType.TEAM_UPDATED, EventType.TEAM_MEMBER_ADDED, EventType.TEAM_MEMBER_REMOVED,
+    EventType.WEBHOOK_CREATED, EventType.WEBHOOK_UPDATED, EventType.WEBHOOK_DELETED,
+    EventType.API_TOKEN_CREATED, EventType.API_TOKEN_REVOKED,
+})
 
 
 class OutboxEvent(Base):

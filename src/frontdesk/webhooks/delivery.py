@@ -39,6 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from frontdesk.config import Settings
 from frontdesk.core.background import PumpLoop
 from frontdesk.core.dispatcher import AfterCommit, DispatchedEvent
+from frontdesk.core.events import ADMIN_EVENT_TYPES
 from frontdesk.core.netguard import UnsafeURL, guarded_request
 from frontdesk.db.base import utcnow
 from frontdesk.webhooks import service
@@ -52,6 +53,19 @@ LEASE_MARGIN_SECONDS = 30.0
 # Spelled as a literal, not a bound parameter: PostgreSQL only uses the partial index
 # (WHERE status = 'pending') when it can see the predicate in the plan it reuses.
 _IS_PENDING = WebhookDelivery.status == literal_column("'pending'")
+
+
+# "*" is every event of the work (conversations, messages, contacts...); workspace
+# administration events are sent only to subscriptions that name them: a "*" receiver
+# written before they existed must not start getting members, tokens and webhook URLs.
+_NAMED_ONLY = frozenset(t.value for t in ADMIN_EVENT_TYPES)
+
+
+def wants(subscribed: list[str], event_type: str) -> bool:
+    """Whether a subscription to `subscribed` gets events of this type."""
+    if event_type in subscribed:
+        return True
+    return "*" in subscribed and event_type not in _NAMED_ONLY
 
 
 def backoff_ceiling(attempt: int, base: float, max_delay: float) -> float:
@@ -91,7 +105,7 @@ class WebhookListener:
         rows: list[dict[str, Any]] = []
         for event in events:
             for sub_id, wanted in by_workspace.get(event.workspace_id, ()):
-                if "*" not in wanted and event.type not in wanted:
+                if not wants(wanted, event.type):
                     continue
                 rows.append({
                     "workspace_id": event.workspace_id, "subscription_id": sub_id,
