@@ -24,13 +24,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from frontdesk.accounts.models import Role
 from frontdesk.app import create_app
+from frontdesk.channels.email.models import EmailRecord, OutboundEmail
+from frontdesk.channels.email.service import receive_email
 from frontdesk.config import Settings
 from frontdesk.core.dispatcher import AfterCommit, DispatchedEvent, EventDispatcher
 from frontdesk.core.events import OutboxEvent
 from frontdesk.db.base import utcnow
 from frontdesk.runtime import Runtime
 from frontdesk.webhooks.models import WebhookDelivery
-from tests.factories import Factory, Workspace
+from tests.channels.email.mailmaker import make_mail
+from tests.factories import Factory, Workspace, unique
 from tests.notifications.test_push import Browser
 from tests.processes import pg_available, scratch_database
 from tests.webhooks.receiver import Receiver, Reply
@@ -157,6 +160,31 @@ async def test_a_listener_failing_on_one_event_of_a_batch_charges_that_event_alo
     deliveries = await deliveries_per_event(quiet, ws)
     assert all(deliveries[i] == 1 for i in good), deliveries
     assert deliveries[poison] == 0
+
+
+async def test_an_email_reply_in_a_failed_batch_is_queued_once(quiet: QuietApp) -> None:
+    await deliver_earlier_tests_events(quiet)
+    ws = await quiet.factory.api_workspace()
+    _, address = await quiet.factory.email_inbox(ws)
+    received = await receive_email(
+        quiet.runtime, make_mail(sender=f"{unique('c')}@customer.example", to=address),
+        inbox_id=None, envelope_recipients=[address], source="test")
+    r = await quiet.api.post(f"/api/v1/conversations/{received.conversation_id}/messages",
+                             headers=ws.admin.headers, json={"content": "We are on it"})
+    assert r.status_code in (200, 201), r.text
+    reply_id = r.json()["id"]
+    [poison] = await notes(quiet, ws, 1)  # the same batch as the reply's message.created
+
+    await dispatcher(quiet, Refuser({poison}), retry_base_seconds=60).dispatch_once()
+
+    async with quiet.runtime.read_sessions() as session:
+        queued = await session.scalar(select(func.count()).select_from(OutboundEmail)
+                                      .where(OutboundEmail.message_id == reply_id))
+        records = await session.scalar(select(func.count()).select_from(EmailRecord)
+                                       .where(EmailRecord.message_id == reply_id))
+    assert (queued, records) == (1, 1)
+    [row] = (await outbox_rows(quiet, [poison])).values()
+    assert row.last_error is not None and row.dispatched_at is None
 
 
 async def test_after_the_cap_an_event_is_a_dead_letter_an_admin_lists_and_retries(
