@@ -13,6 +13,7 @@ import httpx
 from sqlalchemy import select
 
 from frontdesk.accounts.models import Role
+from frontdesk.accounts.service import create_user, ensure_workspace
 from frontdesk.core.events import ADMIN_EVENT_TYPES, EventType, OutboxEvent
 from frontdesk.runtime import Runtime
 from frontdesk.webhooks.models import WebhookDelivery
@@ -64,12 +65,32 @@ async def test_members_added_changed_removed_and_added_back_are_events(
     r = await api.post("/api/v1/users", headers=headers, json={"email": email, "role": "agent"})
     assert r.status_code == 201, r.text
 
-    happened = await events_of(runtime, ws, EventType.MEMBER_ADDED,
-                               EventType.MEMBER_ROLE_CHANGED, EventType.MEMBER_REMOVED)
+    happened = [e for e in await events_of(runtime, ws, EventType.MEMBER_ADDED,
+                                           EventType.MEMBER_ROLE_CHANGED,
+                                           EventType.MEMBER_REMOVED)
+                if e["data"]["user"]["id"] == user_id]  # not the workspace's first admin
     assert [(e["type"], e["data"]["user"]["role"]) for e in happened] == [
         ("member.added", "agent"), ("member.role_changed", "supervisor"),
         ("member.removed", "supervisor"), ("member.added", "agent")]
-    assert all(e["data"]["user"]["id"] == user_id for e in happened)
+    assert all(e["data"]["actor_user_id"] == ws.admin.user_id for e in happened)
+    assert happened[1]["data"]["changes"] == {"role": ["agent", "supervisor"]}
+
+
+async def test_members_the_operator_adds_or_changes_are_events_without_an_actor(
+        factory: Factory, runtime: Runtime) -> None:
+    ws = await factory.api_workspace()
+    email = f"{unique('cli')}@example.com"
+    for role in (Role.AGENT, Role.AGENT, Role.SUPERVISOR):  # as `frontdesk admin create-user`
+        async with runtime.sessions() as session:
+            workspace = await ensure_workspace(session, ws.name)
+            await create_user(session, workspace, email=email, role=role)
+            await session.commit()
+
+    happened = [e for e in await events_of(runtime, ws, EventType.MEMBER_ADDED,
+                                           EventType.MEMBER_ROLE_CHANGED)
+                if e["data"]["user"]["email"] == email]
+    assert [(e["type"], e["data"]["actor_user_id"]) for e in happened] == [
+        ("member.added", None), ("member.role_changed", None)]
     assert happened[1]["data"]["changes"] == {"role": ["agent", "supervisor"]}
 
 

@@ -96,12 +96,15 @@ async def create_user(
     password: str | None = None,
     name: str = "",
     reset_password: bool = False,
+    actor_user_id: int | None = None,
 ) -> tuple[User, Membership]:
     """Create the user (or find them by e-mail) and make them a member with `role`.
 
     A user who exists already keeps their password unless `reset_password` (the operator's
     CLI): a user belongs to every workspace they joined, so an admin of one workspace who
-    adds them must not be able to set the password they use in the others."""
+    adds them must not be able to set the password they use in the others. A new
+    membership is a `member.added`, a changed role a `member.role_changed` (by
+    `actor_user_id`; none when the operator's CLI or the demo does it)."""
     email = email.strip().lower()
     user = (await session.execute(select(User).where(User.email == email))).scalar_one_or_none()
     if user is None:
@@ -122,7 +125,10 @@ async def create_user(
     if membership is None:
         membership = Membership(workspace_id=workspace.id, user_id=user.id, role=role.value)
         session.add(membership)
-    else:
+        _member_event(session, workspace.id, actor_user_id, EventType.MEMBER_ADDED, user, role)
+    elif membership.role != role.value:
+        _member_event(session, workspace.id, actor_user_id, EventType.MEMBER_ROLE_CHANGED,
+                      user, role, {"role": [membership.role, role.value]})
         membership.role = role.value
     await session.flush()
     return user, membership
@@ -148,19 +154,20 @@ async def add_member(
     if workspace is None:
         raise NotFound(f"Workspace {principal.workspace_id} was not found")
     user, membership = await create_user(session, workspace, email=email, role=role,
-                                         password=password, name=name)
+                                         password=password, name=name,
+                                         actor_user_id=principal.user_id)
     record_activity(session, workspace_id=principal.workspace_id, actor_type="user",
                     actor_id=principal.user_id, action="member.added", subject_type="user",
                     subject_id=user.id, changes={"email": email, "role": role.value})
-    _member_event(session, principal, EventType.MEMBER_ADDED, user, role)
     return user, membership
 
 
-def _member_event(session: AsyncSession, principal: Principal, type_: EventType, user: User,
-                  role: Role, changes: dict[str, object] | None = None) -> None:
-    record_event(session, principal.workspace_id, type_, MemberEvent(
+def _member_event(session: AsyncSession, workspace_id: int, actor_user_id: int | None,
+                  type_: EventType, user: User, role: Role,
+                  changes: dict[str, object] | None = None) -> None:
+    record_event(session, workspace_id, type_, MemberEvent(
         user=UserOut(id=user.id, email=user.email, name=user.name, role=role),
-        changes=changes or {}, actor_user_id=principal.user_id))
+        changes=changes or {}, actor_user_id=actor_user_id))
 
 
 async def get_member(session: AsyncSession, workspace_id: int, user_id: int) -> tuple[User, Role]:
@@ -201,7 +208,8 @@ async def change_role(
                         actor_id=principal.user_id, action="member.role_changed",
                         subject_type="user", subject_id=user_id,
                         changes={"role": [membership.role, role.value]})
-        _member_event(session, principal, EventType.MEMBER_ROLE_CHANGED, user, role,
+        _member_event(session, principal.workspace_id, principal.user_id,
+                      EventType.MEMBER_ROLE_CHANGED, user, role,
                       {"role": [membership.role, role.value]})
     membership.role = role.value
     return user, role
@@ -281,8 +289,8 @@ async def remove_member(session: AsyncSession, principal: Principal, user_id: in
                     actor_id=principal.user_id, action="member.removed", subject_type="user",
                     subject_id=user_id, changes={"email": user.email, "role": membership.role,
                                                  "unassigned": [c for c, _ in unfinished]})
-    _member_event(session, principal, EventType.MEMBER_REMOVED, user, Role(membership.role),
-                  {"unassigned": [c for c, _ in unfinished]})
+    _member_event(session, principal.workspace_id, principal.user_id, EventType.MEMBER_REMOVED,
+                  user, Role(membership.role), {"unassigned": [c for c, _ in unfinished]})
     return user
 
 
