@@ -24,7 +24,8 @@ from frontdesk.accounts.models import Membership, Role, User
 from frontdesk.app import API_PREFIX, create_app
 from frontdesk.channels.email.service import receive_email
 from frontdesk.config import Settings
-from frontdesk.db.base import Base
+from frontdesk.core.events import OutboxEvent
+from frontdesk.db.base import Base, utcnow
 from frontdesk.runtime import Runtime
 from tests.channels.email.mailmaker import make_mail
 from tests.factories import Factory, Member, Workspace, unique
@@ -297,6 +298,18 @@ async def _delivery(o: Objects) -> int:
     raise AssertionError(f"no delivery of webhook {webhook_id} appeared within 10 s")
 
 
+async def _failed_event(o: Objects) -> int:
+    """A dead-lettered event of the workspace: what the dispatcher leaves after its listeners
+    failed on an event as often as it tries (the shared app's dispatcher never claims it)."""
+    async with o.factory.runtime.sessions() as session, session.begin():
+        event = OutboxEvent(workspace_id=o.workspace.id, type="contact.updated",
+                            payload={"marker": o.marker}, attempts=10,
+                            last_error=f"{o.marker} listener failed", failed_at=utcnow())
+        session.add(event)
+        await session.flush()
+        return event.id
+
+
 def _push_body(o: Objects) -> dict[str, Any]:
     """A browser's PushSubscription.toJSON(), its endpoint unique to the call."""
     return {"endpoint": f"{HOOK_URL}/push/{unique('browser')}",
@@ -342,6 +355,7 @@ MAKERS: dict[str, Maker] = {
     "attachment_number": _attachment_number,
     "quarantine_id": _quarantined,
     "subscription_id": _push_subscription,  # the caller's own browser
+    "event_id": _failed_event,  # POST /events/{event_id}/retry
 }
 
 

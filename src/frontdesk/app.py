@@ -27,6 +27,7 @@ from frontdesk.conversations.api import router as conversations_router
 from frontdesk.conversations.tags_api import router as tags_router
 from frontdesk.conversations.tools_api import router as conversation_tools_router
 from frontdesk.core.errors import ERROR_RESPONSES, RejectUnstorableUrls, install_error_handlers
+from frontdesk.core.events_api import router as events_router
 from frontdesk.core.realtime_api import router as realtime_router
 from frontdesk.inbox_views.api import router as views_router
 from frontdesk.notifications.api import router as notifications_router
@@ -83,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api.include_router(canned_router)
     api.include_router(imap_router)
     api.include_router(tags_router)
+    api.include_router(events_router)
     app.include_router(api)
     app.include_router(realtime_router)
     install_web(app, settings)  # the agent workspace under /app (pages, static, session)

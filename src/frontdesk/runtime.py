@@ -56,10 +56,7 @@ class Runtime:
         self.push_listener = PushListener(self.push_sender)
         self.listeners: list[Listener] = [RealtimeListener(self.hub), self.webhook_listener,
                                           self.email_listener, self.push_listener]
-        self.dispatcher = EventDispatcher(self.sessions, self.listeners,
-                                          after_dispatch=[self.webhook_listener.after_dispatch,
-                                                          self.email_listener.after_dispatch,
-                                                          self.push_listener.after_dispatch])
+        self.dispatcher = EventDispatcher(self.sessions, self.listeners)
         # On PostgreSQL other processes (workers, other web processes) may dispatch: every
         # commit of events here rings them through NOTIFY. SQLite has no such channel (and
         # is run as one process): its dispatchers elsewhere poll.

@@ -12,6 +12,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from frontdesk.accounts.events import ApiTokenEvent, MemberEvent, TeamEvent
 from frontdesk.accounts.models import (
     ApiToken,
     Membership,
@@ -21,8 +22,10 @@ from frontdesk.accounts.models import (
     User,
     Workspace,
 )
+from frontdesk.accounts.schemas import TeamOut, TokenOut, UserOut
 from frontdesk.core.activity import record_activity
 from frontdesk.core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from frontdesk.core.events import EventType, record_event, record_events
 from frontdesk.core.tenancy import get_in_workspace
 from frontdesk.db.base import utcnow
 
@@ -93,12 +96,15 @@ async def create_user(
     password: str | None = None,
     name: str = "",
     reset_password: bool = False,
+    actor_user_id: int | None = None,
 ) -> tuple[User, Membership]:
     """Create the user (or find them by e-mail) and make them a member with `role`.
 
     A user who exists already keeps their password unless `reset_password` (the operator's
     CLI): a user belongs to every workspace they joined, so an admin of one workspace who
-    adds them must not be able to set the password they use in the others."""
+    adds them must not be able to set the password they use in the others. A new
+    membership is a `member.added`, a changed role a `member.role_changed` (by
+    `actor_user_id`; none when the operator's CLI or the demo does it)."""
     email = email.strip().lower()
     user = (await session.execute(select(User).where(User.email == email))).scalar_one_or_none()
     if user is None:
@@ -119,7 +125,10 @@ async def create_user(
     if membership is None:
         membership = Membership(workspace_id=workspace.id, user_id=user.id, role=role.value)
         session.add(membership)
-    else:
+        _member_event(session, workspace.id, actor_user_id, EventType.MEMBER_ADDED, user, role)
+    elif membership.role != role.value:
+        _member_event(session, workspace.id, actor_user_id, EventType.MEMBER_ROLE_CHANGED,
+                      user, role, {"role": [membership.role, role.value]})
         membership.role = role.value
     await session.flush()
     return user, membership
@@ -145,11 +154,20 @@ async def add_member(
     if workspace is None:
         raise NotFound(f"Workspace {principal.workspace_id} was not found")
     user, membership = await create_user(session, workspace, email=email, role=role,
-                                         password=password, name=name)
+                                         password=password, name=name,
+                                         actor_user_id=principal.user_id)
     record_activity(session, workspace_id=principal.workspace_id, actor_type="user",
                     actor_id=principal.user_id, action="member.added", subject_type="user",
                     subject_id=user.id, changes={"email": email, "role": role.value})
     return user, membership
+
+
+def _member_event(session: AsyncSession, workspace_id: int, actor_user_id: int | None,
+                  type_: EventType, user: User, role: Role,
+                  changes: dict[str, object] | None = None) -> None:
+    record_event(session, workspace_id, type_, MemberEvent(
+        user=UserOut(id=user.id, email=user.email, name=user.name, role=role),
+        changes=changes or {}, actor_user_id=actor_user_id))
 
 
 async def get_member(session: AsyncSession, workspace_id: int, user_id: int) -> tuple[User, Role]:
@@ -190,6 +208,9 @@ async def change_role(
                         actor_id=principal.user_id, action="member.role_changed",
                         subject_type="user", subject_id=user_id,
                         changes={"role": [membership.role, role.value]})
+        _member_event(session, principal.workspace_id, principal.user_id,
+                      EventType.MEMBER_ROLE_CHANGED, user, role,
+                      {"role": [membership.role, role.value]})
     membership.role = role.value
     return user, role
 
@@ -252,18 +273,24 @@ async def remove_member(session: AsyncSession, principal: Principal, user_id: in
         TeamMember.workspace_id == principal.workspace_id, TeamMember.user_id == user_id))
     # Revoked, not merely unusable while the membership is gone: inviting them back must
     # not bring back a token that was out in the world when they left.
-    await session.execute(
+    revoked = (await session.execute(
         update(ApiToken)
         .where(ApiToken.workspace_id == principal.workspace_id, ApiToken.user_id == user_id,
                ApiToken.revoked_at.is_(None))
         .values(revoked_at=utcnow())
-        .execution_options(synchronize_session=False))
+        .returning(ApiToken)
+        .execution_options(synchronize_session=False))).scalars().all()
+    await record_events(session, principal.workspace_id, EventType.API_TOKEN_REVOKED, [
+        ApiTokenEvent(token=TokenOut.model_validate(t), actor_user_id=principal.user_id)
+        for t in sorted(revoked, key=lambda t: t.id)])
     await session.delete(membership)
     await session.flush()
     record_activity(session, workspace_id=principal.workspace_id, actor_type="user",
                     actor_id=principal.user_id, action="member.removed", subject_type="user",
                     subject_id=user_id, changes={"email": user.email, "role": membership.role,
                                                  "unassigned": [c for c, _ in unfinished]})
+    _member_event(session, principal.workspace_id, principal.user_id, EventType.MEMBER_REMOVED,
+                  user, Role(membership.role), {"unassigned": [c for c, _ in unfinished]})
     return user
 
 
@@ -280,6 +307,8 @@ async def create_token(
     )
     session.add(row)
     await session.flush()
+    record_event(session, workspace_id, EventType.API_TOKEN_CREATED,
+                 ApiTokenEvent(token=TokenOut.model_validate(row), actor_user_id=user_id))
     return row, token
 
 
@@ -325,7 +354,11 @@ async def revoke_token(session: AsyncSession, principal: Principal, token_id: in
     row = await get_in_workspace(session, ApiToken, principal.workspace_id, token_id, what="Token")
     if row.user_id != principal.user_id and not principal.role.at_least(Role.ADMIN):
         raise NotFound(f"Token {token_id} was not found")
-    row.revoked_at = row.revoked_at or utcnow()
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+        record_event(session, principal.workspace_id, EventType.API_TOKEN_REVOKED,
+                     ApiTokenEvent(token=TokenOut.model_validate(row),
+                                   actor_user_id=principal.user_id))
     return row
 
 
@@ -341,7 +374,20 @@ async def create_team(session: AsyncSession, principal: Principal, name: str) ->
     team = Team(workspace_id=principal.workspace_id, name=name)
     session.add(team)
     await session.flush()
+    await _team_event(session, principal, EventType.TEAM_CREATED, team)
     return team
+
+
+async def _team_event(session: AsyncSession, principal: Principal, type_: EventType, team: Team,
+                      *, changes: dict[str, object] | None = None,
+                      user_id: int | None = None) -> None:
+    await session.flush()  # the team's members as they are now
+    member_ids = (await session.execute(
+        select(TeamMember.user_id).where(TeamMember.team_id == team.id)
+        .order_by(TeamMember.user_id))).scalars().all()
+    record_event(session, principal.workspace_id, type_, TeamEvent(
+        team=TeamOut(id=team.id, name=team.name, member_ids=list(member_ids)),
+        changes=changes or {}, user_id=user_id, actor_user_id=principal.user_id))
 
 
 async def list_teams(session: AsyncSession, workspace_id: int) -> list[tuple[Team, list[int]]]:
@@ -366,6 +412,7 @@ async def add_team_member(
     exists = await session.get(TeamMember, (team_id, user_id))
     if exists is None:
         session.add(TeamMember(team_id=team_id, user_id=user_id, workspace_id=team.workspace_id))
+        await _team_event(session, principal, EventType.TEAM_MEMBER_ADDED, team, user_id=user_id)
     return team
 
 
@@ -390,8 +437,9 @@ async def rename_team(session: AsyncSession, principal: Principal, team_id: int,
     record_activity(session, workspace_id=principal.workspace_id, actor_type="user",
                     actor_id=principal.user_id, action="team.renamed", subject_type="team",
                     subject_id=team.id, changes={"name": [team.name, name]})
+    changes: dict[str, object] = {"name": [team.name, name]}
     team.name = name
-    await session.flush()
+    await _team_event(session, principal, EventType.TEAM_UPDATED, team, changes=changes)
     return team
 
 
@@ -402,7 +450,11 @@ async def remove_team_member(
     principal.require(Role.ADMIN)
     team = await get_team(session, principal, team_id)
     await get_member(session, principal.workspace_id, user_id)
-    await session.execute(delete(TeamMember).where(
+    removed = (await session.execute(delete(TeamMember).where(
         TeamMember.team_id == team.id, TeamMember.user_id == user_id,
-        TeamMember.workspace_id == principal.workspace_id))
+        TeamMember.workspace_id == principal.workspace_id)
+        .returning(TeamMember.user_id))).first()
+    if removed is not None:
+        await _team_event(session, principal, EventType.TEAM_MEMBER_REMOVED, team,
+                          user_id=user_id)
     return team

@@ -13,9 +13,7 @@ router = APIRouter(tags=["inboxes"])
 
 
 async def _out(db: DbSession, inboxes: list[Inbox]) -> list[InboxOut]:
-    addresses = await service.addresses_by_inbox(db, inboxes)
-    return [InboxOut.model_validate(i).model_copy(update={"addresses": addresses.get(i.id, [])})
-            for i in inboxes]
+    return await service.describe_inboxes(db, inboxes)
 
 
 @router.post("/inboxes", response_model=InboxOut, status_code=201)

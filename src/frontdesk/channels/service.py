@@ -13,10 +13,13 @@ from frontdesk.accounts.models import Role
 from frontdesk.accounts.service import Principal
 from frontdesk.channels.email.models import SupportAddress
 from frontdesk.channels.email.service import forget_inbox_routes
+from frontdesk.channels.events import InboxEvent
 from frontdesk.channels.models import ChannelType, Inbox
+from frontdesk.channels.schemas import InboxOut
 from frontdesk.contacts.identities import normalize_email
 from frontdesk.core.activity import record_activity
 from frontdesk.core.errors import Conflict, InvalidInput
+from frontdesk.core.events import EventType, record_event
 from frontdesk.core.tenancy import get_in_workspace
 
 INBOX_CACHE_SECONDS = 30.0
@@ -95,6 +98,9 @@ async def create_inbox(
     record_activity(session, workspace_id=principal.workspace_id, actor_type="user",
                     actor_id=principal.user_id, action="inbox.created", subject_type="inbox",
                     subject_id=inbox.id, changes={"name": name, "channel": channel})
+    record_event(session, principal.workspace_id, EventType.INBOX_CREATED,
+                 InboxEvent(inbox=(await describe_inboxes(session, [inbox]))[0],
+                            actor_user_id=principal.user_id))
     return inbox
 
 
@@ -155,7 +161,9 @@ async def update_inbox(
     # Without a list, a new primary joins the addresses the inbox has.
     asked = [wanted["email"]] if "email" in wanted else []
     new = await _free_addresses(session, inbox.id, kept if kept is not None else asked)
+    changed: dict[str, list[object]] = {}  # for the event: every field, [before, after]
     if name is not None and inbox.name != name:
+        changed["name"] = [inbox.name, name]
         record_activity(session, workspace_id=principal.workspace_id, actor_type="user",
                         actor_id=principal.user_id, action="inbox.renamed", subject_type="inbox",
                         subject_id=inbox.id, changes={"name": [inbox.name, name]})
@@ -180,7 +188,21 @@ async def update_inbox(
                         actor_id=principal.user_id, action="inbox.email_settings_changed",
                         subject_type="inbox", subject_id=inbox.id, changes=changes)
         forget_inbox_routes(inbox.id)
+        changed.update(changes)
+    if changed:
+        await session.flush()  # the row's state as committed (created_at and all)
+        record_event(session, principal.workspace_id, EventType.INBOX_UPDATED,
+                     InboxEvent(inbox=(await describe_inboxes(session, [inbox]))[0],
+                                changes=changed,
+                                actor_user_id=principal.user_id))
     return inbox
+
+
+async def describe_inboxes(session: AsyncSession, inboxes: Sequence[Inbox]) -> list[InboxOut]:
+    """The inboxes as the API shows them (and their events carry them): with addresses."""
+    addresses = await addresses_by_inbox(session, inboxes)
+    return [InboxOut.model_validate(i).model_copy(update={"addresses": addresses.get(i.id, [])})
+            for i in inboxes]
 
 
 async def inbox_addresses(session: AsyncSession, inbox: Inbox, *,

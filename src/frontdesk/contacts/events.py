@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from frontdesk.contacts.schemas import ContactNoteOut, ContactOut
+from frontdesk.contacts.schemas import CompanyOut, ContactNoteOut, ContactOut
 
 
 class ContactEvent(BaseModel):
@@ -24,3 +24,10 @@ class ContactNoteEvent(BaseModel):
     """contact_note.created / updated / deleted; `note` as it is (or was, when deleted)."""
 
     note: ContactNoteOut
+
+
+class CompanyEvent(BaseModel):
+    """company.created."""
+
+    company: CompanyOut
+    actor_user_id: int | None

@@ -11,7 +11,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from frontdesk.accounts.models import Role
 from frontdesk.accounts.service import Principal
-from frontdesk.contacts.events import ContactEvent, ContactsMerged
+from frontdesk.contacts.events import CompanyEvent, ContactEvent, ContactsMerged
 from frontdesk.contacts.identities import normalize_phone
 from frontdesk.contacts.models import (
     Company,
@@ -21,7 +21,7 @@ from frontdesk.contacts.models import (
     ContactTag,
     IdentityKind,
 )
-from frontdesk.contacts.schemas import ContactOut, ContactUpdate
+from frontdesk.contacts.schemas import CompanyOut, ContactOut, ContactUpdate
 from frontdesk.conversations.models import Conversation, Message
 from frontdesk.core.activity import record_activity
 from frontdesk.core.errors import Conflict, InvalidInput, NotFound
@@ -256,6 +256,9 @@ async def create_company(
                       custom_attributes=custom_attributes)
     session.add(company)
     await session.flush()
+    record_event(session, principal.workspace_id, EventType.COMPANY_CREATED,
+                 CompanyEvent(company=CompanyOut.model_validate(company),
+                              actor_user_id=principal.user_id))
     return company
 
 

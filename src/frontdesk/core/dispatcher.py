@@ -8,6 +8,13 @@ leaves the events undelivered, so the next dispatcher (after a restart, or anoth
 delivers them again: listeners must be idempotent. Listeners that write to the database
 do so in the dispatch transaction, which makes their effects exactly-once.
 
+A batch that fails is delivered again at once, one event at a time, each in a SAVEPOINT
+of one transaction that holds exactly the failed batch's rows (those no other dispatcher
+took meanwhile): the good events are delivered, and only the event whose listeners raise
+is charged (attempts, last_error, a backoff in available_at). After `max_attempts` it is
+dead-lettered (`failed_at`): never claimed again until an admin retries it
+(`GET /api/v1/events/failed`, `POST /api/v1/events/{id}/retry`).
+
 On PostgreSQL many dispatchers run side by side (`frontdesk worker`, several web
 processes): the claim uses FOR UPDATE SKIP LOCKED so they never wait on each other. A
 process that commits events wakes its own dispatcher directly and the other processes'
@@ -34,6 +41,11 @@ from frontdesk.db.base import utcnow
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 10
+# A failing event waits retry_base * 2**attempts before its next try, at most this many
+# doublings (about an hour with the default base of one second).
+MAX_BACKOFF_DOUBLINGS = 12
+
+AfterCommit = Callable[[], None]
 
 
 @dataclass(frozen=True)
@@ -43,6 +55,7 @@ class DispatchedEvent:
     type: str
     payload: dict[str, Any]
     created_at: datetime
+    attempts: int = 1  # how many times it has been claimed, this time included
 
     def envelope(self) -> dict[str, Any]:
         """The event as sent to the outside world (WebSocket, webhooks)."""
@@ -53,11 +66,16 @@ class DispatchedEvent:
 class Listener(Protocol):
     """Handles a batch inside the dispatch transaction. It may write through the session
     but never commits or rolls back: the batch's "dispatched" mark is in that transaction,
-    and ending it early would deliver the batch again, for ever. To fail, raise."""
+    and ending it early would deliver the batch again, for ever. To fail, raise.
+
+    What must only happen once the work is committed (waking a sender, sending a push) is
+    returned as a callable, not kept on the listener: the dispatcher runs it after the
+    commit, and forgets it if the batch, or this event's SAVEPOINT, is rolled back."""
 
     name: str
 
-    async def handle(self, session: AsyncSession, events: Sequence[DispatchedEvent]) -> None: ...
+    async def handle(self, session: AsyncSession,
+                     events: Sequence[DispatchedEvent]) -> AfterCommit | None: ...
 
 
 class EventDispatcher:
@@ -68,13 +86,15 @@ class EventDispatcher:
         *,
         batch_size: int = 500,
         poll_interval: float = 1.0,
-        after_dispatch: Sequence[Callable[[], None]] = (),
+        max_attempts: int = MAX_ATTEMPTS,
+        retry_base_seconds: float = 1.0,
     ) -> None:
         self._sessions = sessions
         self._listeners = list(listeners)
         self._batch_size = batch_size
         self._poll_interval = poll_interval
-        self._after_dispatch = list(after_dispatch)
+        self._max_attempts = max(1, max_attempts)
+        self._retry_base_seconds = retry_base_seconds
         self._wake = asyncio.Event()
         self._stopping = False
         self._announce: list[Callable[[], None]] = []
@@ -115,66 +135,96 @@ class EventDispatcher:
                 await asyncio.wait_for(self._wake.wait(), timeout=self._poll_interval)
 
     async def dispatch_once(self) -> int:
-        """Claim and deliver one batch. Returns how many events it handled."""
+        """Claim and deliver one batch. Returns how many events it handled (delivered, or
+        charged with a failure)."""
+        claimed: list[int] = []
         try:
-            return await self._dispatch(self._batch_size)
+            return await self._dispatch_batch(claimed)
         except Exception as exc:
-            # One bad event must not hold up the rest: go one by one and park the bad one.
-            log.warning("dispatching a batch failed (%s); isolating the failing event", exc)
-            return await self._dispatch_singly()
+            if not claimed:
+                raise  # the claim itself failed (no database): nothing to blame on an event
+            # One bad event must not hold up the rest, nor be blamed on them.
+            log.warning("dispatching a batch of %d events failed (%s); delivering them one "
+                        "by one to find the failing one", len(claimed), exc)
+            return await self._dispatch_one_by_one(claimed)
 
-    async def _dispatch(self, limit: int) -> int:
-        async with self._sessions() as session, session.begin():
-            events = await self._claim(session, limit, dispatched=True)
-            if not events:
-                return 0
-            for listener in self._listeners:
-                await listener.handle(session, events)
-        for callback in self._after_dispatch:
-            callback()
+    async def _dispatch_batch(self, claimed: list[int]) -> int:
+        async with self._sessions() as session:
+            async with session.begin():
+                events = await self._claim(session, self._batch_size)
+                claimed.extend(e.id for e in events)
+                if not events:
+                    return 0
+                after_commit = await self._run_listeners(session, events)
+            for callback in after_commit:
+                callback()
         return len(events)
 
-    async def _dispatch_singly(self) -> int:
-        handled = 0
-        for _ in range(self._batch_size):
-            try:
-                if not await self._dispatch(1):
-                    break
-                handled += 1
-            except Exception as exc:
-                await self._park_failed_head(str(exc))
-                handled += 1
-        return handled
+    async def _dispatch_one_by_one(self, event_ids: Sequence[int]) -> int:
+        """The failed batch again, in one transaction holding its rows (those still
+        undelivered: another dispatcher may have taken some meanwhile, and keeps them),
+        each event's listeners in a SAVEPOINT of their own. The rows stay locked from the
+        claim to the commit, so the charge lands on the event that failed here and on no
+        other, whatever other dispatchers do."""
+        after_commit: list[AfterCommit] = []
+        async with self._sessions() as session:
+            async with session.begin():
+                events = await self._claim(session, len(event_ids), only=event_ids)
+                for event in events:
+                    try:
+                        async with session.begin_nested():
+                            callbacks = await self._run_listeners(session, [event])
+                    except Exception as exc:
+                        await self._charge(session, event, exc)
+                    else:
+                        after_commit.extend(callbacks)
+            for callback in after_commit:
+                callback()
+        return len(events)
 
-    async def _park_failed_head(self, error: str) -> None:
-        async with self._sessions() as session, session.begin():
-            claimed = await self._claim(session, 1, dispatched=False)
-            if not claimed:
-                return
-            row = await session.get(OutboxEvent, claimed[0].id)
-            assert row is not None
-            row.last_error = error[:2000]
-            if row.attempts >= MAX_ATTEMPTS:
-                log.error("event %s (%s) failed %d times; giving up: %s",
-                          row.id, row.type, row.attempts, error)
-                row.dispatched_at = utcnow()
-            else:
-                row.available_at = utcnow() + timedelta(seconds=2 ** min(row.attempts, 12))
+    async def _run_listeners(self, session: AsyncSession,
+                             events: Sequence[DispatchedEvent]) -> list[AfterCommit]:
+        after_commit: list[AfterCommit] = []
+        for listener in self._listeners:
+            callback = await listener.handle(session, events)
+            if callback is not None:
+                after_commit.append(callback)
+        return after_commit
+
+    async def _charge(self, session: AsyncSession, event: DispatchedEvent,
+                      error: Exception) -> None:
+        """Record the failure on the event (its claim already counted the attempt) and take
+        back its dispatched mark: retried after a backoff, or dead-lettered at the cap."""
+        table = cast(Table, OutboxEvent.__table__)
+        values: dict[str, Any] = {"dispatched_at": None,
+                                  "last_error": f"{type(error).__name__}: {error}"[:2000]}
+        if event.attempts >= self._max_attempts:
+            log.error("event %s (%s) failed %d times; dead-lettered until an admin retries "
+                      "it: %s", event.id, event.type, event.attempts, error)
+            values["failed_at"] = utcnow()
+        else:
+            log.warning("event %s (%s) failed (attempt %d of %d): %s", event.id, event.type,
+                        event.attempts, self._max_attempts, error)
+            delay = self._retry_base_seconds * 2 ** min(event.attempts, MAX_BACKOFF_DOUBLINGS)
+            values["available_at"] = utcnow() + timedelta(seconds=delay)
+        await session.execute(update(table).where(table.c.id == event.id).values(values))
 
     async def _claim(self, session: AsyncSession, limit: int, *,
-                     dispatched: bool) -> list[DispatchedEvent]:
+                     only: Sequence[int] | None = None) -> list[DispatchedEvent]:
         # A MATERIALIZED CTE, not `IN (subquery)`: the planner may run a subquery more than
         # once (the inner side of a nested loop), and a LIMIT ... SKIP LOCKED run twice can
         # pick two different sets of rows. A materialized CTE runs exactly once.
         due = (
             select(OutboxEvent.id)
-            .where(OutboxEvent.dispatched_at.is_(None), OutboxEvent.available_at <= utcnow())
+            .where(OutboxEvent.dispatched_at.is_(None), OutboxEvent.failed_at.is_(None),
+                   OutboxEvent.available_at <= utcnow())
             .order_by(OutboxEvent.id)
             .limit(limit)
             .with_for_update(skip_locked=True)
-            .cte("due")
-            .prefix_with("MATERIALIZED")
         )
+        if only is not None:
+            due = due.where(OutboxEvent.id.in_(only))
+        due_ids = due.cte("due").prefix_with("MATERIALIZED")
         # The claim writes first (attempts + 1): on SQLite that takes the write lock at
         # once, on PostgreSQL the row locks; either way no other dispatcher gets them.
         # Marking them dispatched in the same statement saves a second UPDATE of every row
@@ -182,15 +232,12 @@ class EventDispatcher:
         # the listeners' transaction commits. Core, not the ORM's bulk UPDATE: that one
         # would look for the rows in the session first, for nothing.
         table = cast(Table, OutboxEvent.__table__)
-        values: dict[str, Any] = {"attempts": table.c.attempts + 1}
-        if dispatched:
-            values["dispatched_at"] = utcnow()
         rows = await session.execute(
             update(table)
-            .where(table.c.id.in_(select(due.c.id)))
-            .values(values)
+            .where(table.c.id.in_(select(due_ids.c.id)))
+            .values(attempts=table.c.attempts + 1, dispatched_at=utcnow())
             .returning(table.c.id, table.c.workspace_id, table.c.type, table.c.payload,
-                       table.c.created_at)
+                       table.c.created_at, table.c.attempts)
         )
         events = [DispatchedEvent(*row) for row in rows.all()]
         events.sort(key=lambda e: e.id)

@@ -14,11 +14,14 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import Index, Integer, String, Text, insert, text
+from sqlalchemy import Index, Integer, String, Text, insert, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
+from frontdesk.core.errors import Conflict
+from frontdesk.core.pagination import decode_id_cursor, encode_cursor
+from frontdesk.core.tenancy import get_in_workspace
 from frontdesk.db.base import Base, created_at_column, id_column, utcnow, workspace_column
 
 
@@ -38,17 +41,54 @@ class EventType(enum.StrEnum):
     CONTACT_NOTE_CREATED = "contact_note.created"
     CONTACT_NOTE_UPDATED = "contact_note.updated"
     CONTACT_NOTE_DELETED = "contact_note.deleted"
+    COMPANY_CREATED = "company.created"
+    # Workspace administration (see ADMIN_EVENT_TYPES).
+    INBOX_CREATED = "inbox.created"
+    INBOX_UPDATED = "inbox.updated"
+    MEMBER_ADDED = "member.added"
+    MEMBER_ROLE_CHANGED = "member.role_changed"
+    MEMBER_REMOVED = "member.removed"
+    TEAM_CREATED = "team.created"
+    TEAM_UPDATED = "team.updated"
+    TEAM_MEMBER_ADDED = "team.member_added"
+    TEAM_MEMBER_REMOVED = "team.member_removed"
+    WEBHOOK_CREATED = "webhook.created"
+    WEBHOOK_UPDATED = "webhook.updated"
+    WEBHOOK_DELETED = "webhook.deleted"
+    API_TOKEN_CREATED = "api_token.created"  # noqa: S105 - an event name, not a secret
+    API_TOKEN_REVOKED = "api_token.revoked"  # noqa: S105 - an event name, not a secret
+
+
+# Changes to how the workspace is run rather than to the work in it. Webhooks can subscribe
+# to them; the real-time stream (every agent's browser, API clients with an agent's token)
+# does not carry them: agents have no use for them, and an admin's settings (webhook URLs,
+# who holds which token) are not every agent's business.
+ADMIN_EVENT_TYPES = frozenset({
+    EventType.INBOX_CREATED, EventType.INBOX_UPDATED, EventType.MEMBER_ADDED,
+    EventType.MEMBER_ROLE_CHANGED, EventType.MEMBER_REMOVED, EventType.TEAM_CREATED,
+    EventType.TEAM_UPDATED, EventType.TEAM_MEMBER_ADDED, EventType.TEAM_MEMBER_REMOVED,
+    EventType.WEBHOOK_CREATED, EventType.WEBHOOK_UPDATED, EventType.WEBHOOK_DELETED,
+    EventType.API_TOKEN_CREATED, EventType.API_TOKEN_REVOKED,
+})
 
 
 class OutboxEvent(Base):
     __tablename__ = "events"
     __table_args__ = (
-        # The dispatcher only ever scans undelivered rows; keep that scan tiny.
+        # The dispatcher only ever scans undelivered, live rows; keep that scan tiny.
         Index(
             "ix_events_pending",
             "id",
-            postgresql_where=text("dispatched_at IS NULL"),
-            sqlite_where=text("dispatched_at IS NULL"),
+            postgresql_where=text("dispatched_at IS NULL AND failed_at IS NULL"),
+            sqlite_where=text("dispatched_at IS NULL AND failed_at IS NULL"),
+        ),
+        # The admins' list of dead-lettered events, per workspace, newest first.
+        Index(
+            "ix_events_failed",
+            "workspace_id",
+            "id",
+            postgresql_where=text("failed_at IS NOT NULL"),
+            sqlite_where=text("failed_at IS NOT NULL"),
         ),
     )
 
@@ -62,6 +102,9 @@ class OutboxEvent(Base):
     dispatched_at: Mapped[datetime | None]
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
+    # Dead letter: the listeners failed on it `MAX_ATTEMPTS` times. Never claimed again
+    # (nor marked dispatched: it was not) until an admin retries it.
+    failed_at: Mapped[datetime | None]
 
 
 def _event_values(workspace_id: int, type_: EventType, payload: BaseModel) -> dict[str, Any]:
@@ -102,3 +145,40 @@ def record_event_sync(
 ) -> None:
     """The same, for code running on a plain connection (the group-commit writers)."""
     conn.execute(insert(OutboxEvent), [_event_values(workspace_id, type_, payload)])
+
+
+# ------------------------------------------------------------------- dead letters (admins)
+
+
+async def list_failed_events(
+    session: AsyncSession, workspace_id: int, *, cursor: str | None, limit: int,
+) -> tuple[list[OutboxEvent], str | None]:
+    """The workspace's dead-lettered events, newest first."""
+    stmt = (
+        select(OutboxEvent)
+        .where(OutboxEvent.workspace_id == workspace_id, OutboxEvent.failed_at.is_not(None))
+        .order_by(OutboxEvent.id.desc())
+        .limit(limit + 1)
+    )
+    if cursor:
+        stmt = stmt.where(OutboxEvent.id < decode_id_cursor(cursor))
+    rows = list((await session.execute(stmt)).scalars())
+    next_cursor = encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
+    return rows[:limit], next_cursor
+
+
+async def retry_failed_event(session: AsyncSession, workspace_id: int,
+                             event_id: int) -> OutboxEvent:
+    """Put a dead-lettered event back in the outbox with a fresh count of attempts; it is
+    dispatched once this transaction commits. Its last error stays until it is delivered
+    or fails again."""
+    event = await get_in_workspace(session, OutboxEvent, workspace_id, event_id, what="Event",
+                                   for_update=True)
+    if event.failed_at is None:
+        raise Conflict(f"Event {event_id} is not a failed event",
+                       code="event_not_failed")
+    event.failed_at = None
+    event.attempts = 0
+    event.available_at = utcnow()
+    session.info["events_recorded"] = True  # wake the dispatcher after the commit
+    return event

@@ -30,8 +30,12 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from frontdesk.core.dispatcher import DispatchedEvent
+from frontdesk.core.events import ADMIN_EVENT_TYPES
 
 log = logging.getLogger(__name__)
+
+# Workspace administration is for webhooks, not for agents' live view (core.events).
+_ADMIN_EVENT_NAMES = frozenset(t.value for t in ADMIN_EVENT_TYPES)
 
 QUEUE_LIMIT = 1000
 REDIS_START_TIMEOUT = 10.0
@@ -223,7 +227,8 @@ class RealtimeHub:
 
 
 class RealtimeListener:
-    """Dispatcher listener: every committed event goes to the workspace's agents."""
+    """Dispatcher listener: every committed event goes to the workspace's agents, except
+    workspace administration (`core.events.ADMIN_EVENT_TYPES`), which is for webhooks."""
 
     name = "realtime"
 
@@ -235,8 +240,12 @@ class RealtimeListener:
         # commit publishes again after the restart (clients dedupe by event id). A failure
         # is logged, not raised: raising would retry the batch and park it with backoff,
         # holding up webhooks for the sake of a live view that clients resync anyway.
+        for_agents = [(e.workspace_id, e.envelope()) for e in events
+                      if e.type not in _ADMIN_EVENT_NAMES]
+        if not for_agents:
+            return
         try:
-            await self._hub.publish_many([(e.workspace_id, e.envelope()) for e in events])
+            await self._hub.publish_many(for_agents)
         except Exception as exc:
             log.warning("real-time push of %d events failed (%s); agents connected "
-                        "elsewhere miss them until they resync", len(events), exc)
+                        "elsewhere miss them until they resync", len(for_agents), exc)

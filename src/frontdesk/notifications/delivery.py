@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from frontdesk.accounts.models import User
 from frontdesk.config import Settings
 from frontdesk.contacts.models import Contact
-from frontdesk.core.dispatcher import DispatchedEvent
+from frontdesk.core.dispatcher import AfterCommit, DispatchedEvent
 from frontdesk.core.events import EventType
 from frontdesk.core.netguard import UnsafeURL
 from frontdesk.db.base import utcnow
@@ -52,9 +52,9 @@ class PushListener:
 
     def __init__(self, sender: PushSender) -> None:
         self._sender = sender
-        self._queued: list[_Push] = []
 
-    async def handle(self, session: AsyncSession, events: Sequence[DispatchedEvent]) -> None:
+    async def handle(self, session: AsyncSession,
+                     events: Sequence[DispatchedEvent]) -> AfterCommit | None:
         wanted: list[tuple[DispatchedEvent, int]] = []
         for event in events:
             if event.type != EventType.CONVERSATION_ASSIGNED.value:
@@ -64,7 +64,7 @@ class PushListener:
             if assignee is not None and assignee != event.payload.get("actor_user_id"):
                 wanted.append((event, assignee))
         if not wanted:
-            return
+            return None
         # Imported here: the web package imports the runtime, which imports this module.
         from frontdesk.web.push_texts import assignment_notification
 
@@ -84,6 +84,9 @@ class PushListener:
         contacts = dict((await session.execute(
             select(Contact.id, Contact.name).where(Contact.id.in_(contact_ids - {None}))
         )).tuples().all())
+        # Kept for this dispatch alone, never on the listener: pushes of a batch that rolls
+        # back (or of an event whose SAVEPOINT does) are dropped with it, not sent later.
+        queued: list[_Push] = []
         for event, assignee in wanted:
             targets = browsers.get((event.workspace_id, assignee))
             person = people.get(assignee)
@@ -99,14 +102,12 @@ class PushListener:
                 subject=conversation.get("subject"), workspace_id=event.workspace_id,
             )
             for row in targets:
-                self._queued.append(_Push(row.id, PushTarget(row.endpoint, row.p256dh, row.auth),
-                                          message, topic=f"conversation-{conversation.get('id')}"))
-
-    def after_dispatch(self) -> None:
-        """Dispatcher callback, after the commit: send what this dispatch found."""
-        queued, self._queued = self._queued, []
-        if queued:
-            self._sender.send_soon(queued)
+                queued.append(_Push(row.id, PushTarget(row.endpoint, row.p256dh, row.auth),
+                                    message, topic=f"conversation-{conversation.get('id')}"))
+        if not queued:
+            return None
+        # After the commit: send what this dispatch found.
+        return lambda: self._sender.send_soon(queued)
 
 
 class PushSender:

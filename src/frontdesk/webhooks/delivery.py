@@ -38,7 +38,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from frontdesk.config import Settings
 from frontdesk.core.background import PumpLoop
-from frontdesk.core.dispatcher import DispatchedEvent
+from frontdesk.core.dispatcher import AfterCommit, DispatchedEvent
+from frontdesk.core.events import ADMIN_EVENT_TYPES
 from frontdesk.core.netguard import UnsafeURL, guarded_request
 from frontdesk.db.base import utcnow
 from frontdesk.webhooks import service
@@ -52,6 +53,19 @@ LEASE_MARGIN_SECONDS = 30.0
 # Spelled as a literal, not a bound parameter: PostgreSQL only uses the partial index
 # (WHERE status = 'pending') when it can see the predicate in the plan it reuses.
 _IS_PENDING = WebhookDelivery.status == literal_column("'pending'")
+
+
+# "*" is every event of the work (conversations, messages, contacts...); workspace
+# administration events are sent only to subscriptions that name them: a "*" receiver
+# written before they existed must not start getting members, tokens and webhook URLs.
+_NAMED_ONLY = frozenset(t.value for t in ADMIN_EVENT_TYPES)
+
+
+def wants(subscribed: list[str], event_type: str) -> bool:
+    """Whether a subscription to `subscribed` gets events of this type."""
+    if event_type in subscribed:
+        return True
+    return "*" in subscribed and event_type not in _NAMED_ONLY
 
 
 def backoff_ceiling(attempt: int, base: float, max_delay: float) -> float:
@@ -72,9 +86,9 @@ class WebhookListener:
 
     def __init__(self, on_new_deliveries: Callable[[], None] | None = None) -> None:
         self._on_new_deliveries = on_new_deliveries
-        self._inserted = False
 
-    async def handle(self, session: AsyncSession, events: Sequence[DispatchedEvent]) -> None:
+    async def handle(self, session: AsyncSession,
+                     events: Sequence[DispatchedEvent]) -> AfterCommit | None:
         workspace_ids = {e.workspace_id for e in events}
         subscriptions = (await session.execute(
             select(WebhookSubscription.id, WebhookSubscription.workspace_id,
@@ -83,7 +97,7 @@ class WebhookListener:
                    WebhookSubscription.active.is_(True))
         )).all()
         if not subscriptions:
-            return
+            return None
         by_workspace: dict[int, list[tuple[int, list[str]]]] = {}
         for sub_id, workspace_id, wanted in subscriptions:
             by_workspace.setdefault(workspace_id, []).append((sub_id, wanted))
@@ -91,7 +105,7 @@ class WebhookListener:
         rows: list[dict[str, Any]] = []
         for event in events:
             for sub_id, wanted in by_workspace.get(event.workspace_id, ()):
-                if "*" not in wanted and event.type not in wanted:
+                if not wants(wanted, event.type):
                     continue
                 rows.append({
                     "workspace_id": event.workspace_id, "subscription_id": sub_id,
@@ -101,7 +115,7 @@ class WebhookListener:
                     "next_attempt_at": now, "attempt_log": [], "created_at": now,
                 })
         if not rows:
-            return
+            return None
         dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
         insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
         await session.execute(
@@ -110,15 +124,8 @@ class WebhookListener:
             ),
             rows,
         )
-        self._inserted = True
-
-    def after_dispatch(self) -> None:
-        """Dispatcher callback, after the commit: new deliveries go out without waiting for
-        the sender's next poll."""
-        if self._inserted:
-            self._inserted = False
-            if self._on_new_deliveries is not None:
-                self._on_new_deliveries()
+        # After the commit: new deliveries go out without waiting for the sender's poll.
+        return self._on_new_deliveries
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,11 @@ def _check_events(events: list[str]) -> list[str]:
 
 class WebhookCreate(InputModel):
     url: str = Field(min_length=1, max_length=2048, description="http(s) URL to POST events to")
-    events: list[EventName] = Field(min_length=1, max_length=64,
-                              description="event types to send, or ['*'] for all of them")
+    events: list[EventName] = Field(
+        min_length=1, max_length=64,
+        description="event types to send, or ['*'] for all of them but the workspace "
+                    "administration ones (inbox.*, member.*, team.*, webhook.*, api_token.*), "
+                    "which are sent only when named")
     description: str = Field(default="", max_length=500)
     active: bool = True
 

@@ -16,13 +16,15 @@ from frontdesk.accounts.models import Role
 from frontdesk.accounts.service import Principal
 from frontdesk.core.activity import record_activity
 from frontdesk.core.errors import Conflict, InvalidInput, NotFound
+from frontdesk.core.events import EventType, record_event
 from frontdesk.core.ids import is_storable_id
 from frontdesk.core.netguard import check_url
 from frontdesk.core.pagination import decode_id_cursor, encode_cursor
 from frontdesk.core.tenancy import get_in_workspace
 from frontdesk.db.base import utcnow
+from frontdesk.webhooks.events import WebhookEvent
 from frontdesk.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookSubscription
-from frontdesk.webhooks.schemas import WebhookCreate, WebhookUpdate
+from frontdesk.webhooks.schemas import WebhookCreate, WebhookOut, WebhookUpdate
 from frontdesk.webhooks.signing import new_secret
 
 
@@ -35,6 +37,14 @@ def _log(
                     actor_type="user" if actor_id is not None else "system", actor_id=actor_id,
                     action=action, subject_type="webhook", subject_id=subscription_id,
                     changes=changes)
+
+
+def _event(session: AsyncSession, type_: EventType, subscription: WebhookSubscription,
+           actor_id: int | None, changes: dict[str, Any] | None = None) -> None:
+    # WebhookOut: never the secret.
+    record_event(session, subscription.workspace_id, type_, WebhookEvent(
+        webhook=WebhookOut.model_validate(subscription), changes=changes or {},
+        actor_user_id=actor_id))
 
 
 async def create_subscription(
@@ -51,6 +61,7 @@ async def create_subscription(
     await session.flush()
     _log(session, principal.workspace_id, principal.user_id, "webhook.created", subscription.id,
          {"url": subscription.url, "events": subscription.events, "active": data.active})
+    _event(session, EventType.WEBHOOK_CREATED, subscription, principal.user_id)
     return subscription
 
 
@@ -100,6 +111,7 @@ async def update_subscription(
             await _cancel_pending(session, subscription.id, "the webhook was deactivated")
     _log(session, principal.workspace_id, principal.user_id, "webhook.updated", subscription.id,
          changes)
+    _event(session, EventType.WEBHOOK_UPDATED, subscription, principal.user_id, changes)
     return subscription
 
 
@@ -109,6 +121,7 @@ async def delete_subscription(
     subscription = await get_subscription(session, principal, subscription_id, for_update=True)
     _log(session, principal.workspace_id, principal.user_id, "webhook.deleted", subscription.id,
          {"url": subscription.url, "events": subscription.events})
+    _event(session, EventType.WEBHOOK_DELETED, subscription, principal.user_id)
     await session.delete(subscription)  # its delivery log goes with it (ON DELETE CASCADE)
     await session.flush()
 
@@ -125,6 +138,8 @@ async def deactivate_subscription(
     await _cancel_pending(session, subscription_id, reason)
     _log(session, subscription.workspace_id, None, "webhook.deactivated", subscription_id,
          {"active": [True, False], "reason": reason})
+    _event(session, EventType.WEBHOOK_UPDATED, subscription, None,
+           {"active": [True, False], "disabled_reason": [None, reason]})
 
 
 async def _cancel_pending(session: AsyncSession, subscription_id: int, reason: str) -> None:

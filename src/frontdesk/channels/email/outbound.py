@@ -66,7 +66,7 @@ from frontdesk.conversations.models import (
     SenderType,
 )
 from frontdesk.core.background import PumpLoop
-from frontdesk.core.dispatcher import DispatchedEvent
+from frontdesk.core.dispatcher import AfterCommit, DispatchedEvent
 from frontdesk.core.events import EventType
 from frontdesk.db.base import utcnow
 
@@ -145,30 +145,34 @@ class EmailOutboundListener:
                  on_new_mail: Callable[[], None] | None = None) -> None:
         self._settings = settings
         self._on_new_mail = on_new_mail
-        self._inserted = False
 
-    async def handle(self, session: AsyncSession, events: Sequence[DispatchedEvent]) -> None:
+    async def handle(self, session: AsyncSession,
+                     events: Sequence[DispatchedEvent]) -> AfterCommit | None:
         replies = [e for e in events if e.type == EventType.MESSAGE_CREATED.value
                    and e.payload["message"]["message_type"] == MessageType.OUTGOING.value
                    and e.payload["message"]["delivery_status"] == DeliveryStatus.PENDING.value]
         if not replies:
-            return
+            return None
         inbox_ids = {e.payload["message"]["inbox_id"] for e in replies}
         inboxes = {row.id: row for row in (await session.execute(
             select(Inbox.id, Inbox.settings).where(
                 Inbox.id.in_(inbox_ids), Inbox.channel == ChannelType.EMAIL.value)
         )).all()}
+        queued = False
         for event in replies:
             message = event.payload["message"]
             inbox = inboxes.get(message["inbox_id"])
             if inbox is None or not inbox.settings.get("email"):
                 continue
-            await self._prepare(session, event.workspace_id, message, inbox.settings,
-                                reply_all=bool(event.payload.get("reply_all", True)))
+            queued |= await self._prepare(session, event.workspace_id, message, inbox.settings,
+                                          reply_all=bool(event.payload.get("reply_all", True)))
+        # After the commit: the sender goes at once rather than at its next poll.
+        return self._on_new_mail if queued else None
 
     async def _prepare(self, session: AsyncSession, workspace_id: int,
                        message: dict[str, Any], settings: dict[str, Any], *,
-                       reply_all: bool = True) -> None:
+                       reply_all: bool = True) -> bool:
+        """Queue the reply's mail; False if an earlier dispatch of the event already did."""
         message_id = int(message["id"])
         conversation_id = int(message["conversation_id"])
         address = await reply_from_address(session, int(message["inbox_id"]),
@@ -187,7 +191,7 @@ class EmailOutboundListener:
             .returning(OutboundEmail.id)
         )).scalar_one_or_none()
         if won is None:  # this event was dispatched before: the mail is already queued
-            return
+            return False
         recipients = await reply_recipients(session, conversation_id)
         # A bot's message (the inbox's acknowledgement) is automatic mail: marked so, and
         # to the sender alone (RFC 3834), never reply-all.
@@ -223,13 +227,7 @@ class EmailOutboundListener:
         ))
         await session.execute(update(Message).where(Message.id == message_id)
                               .values(external_id=header_id.strip("<>")[:512]))
-        self._inserted = True
-
-    def after_dispatch(self) -> None:
-        if self._inserted:
-            self._inserted = False
-            if self._on_new_mail is not None:
-                self._on_new_mail()
+        return True
 
 
 # ------------------------------------------------------------------------------ sending
