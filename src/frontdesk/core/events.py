@@ -38,6 +38,27 @@ class EventType(enum.StrEnum):
     CONTACT_NOTE_CREATED = "contact_note.created"
     CONTACT_NOTE_UPDATED = "contact_note.updated"
     CONTACT_NOTE_DELETED = "contact_note.deleted"
+    # Private to one user (see PRIVATE_EVENTS): their read state of a conversation changed.
+    CONVERSATION_READ = "conversation.read"
+
+
+# Events about one user alone: the payload's `user_id` names them. They go through the
+# outbox like the rest (recorded with the change, so a rolled-back change never announces
+# itself, and delivered across processes in order with the events around them), but the
+# real-time hub offers them only to that user's own connections, and webhooks never carry
+# them: they are not part of the webhook contract.
+PRIVATE_EVENTS = frozenset({EventType.CONVERSATION_READ.value})
+# What webhooks can subscribe to and carry.
+PUBLIC_EVENTS = tuple(e for e in EventType if e.value not in PRIVATE_EVENTS)
+
+
+def private_to(event_type: str, data: Any) -> int | None:
+    """The one user a private event is for, or None for a workspace-wide event. A private
+    event without a user is meant for nobody (-1: never a user id)."""
+    if event_type not in PRIVATE_EVENTS:
+        return None
+    user_id = data.get("user_id") if isinstance(data, dict) else None
+    return user_id if type(user_id) is int else -1
 
 
 class OutboxEvent(Base):

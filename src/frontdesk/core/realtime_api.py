@@ -82,7 +82,7 @@ async def realtime(ws: WebSocket) -> None:
         await ws.close(code=4401)
         return
     runtime: Runtime = ws.app.state.runtime
-    sub = runtime.hub.subscribe(principal.workspace_id)
+    sub = runtime.hub.subscribe(principal.workspace_id, principal.user_id)
     try:
         await ws.send_json({"type": "ready", "workspace_id": principal.workspace_id})
         reader = asyncio.create_task(_read_commands(ws, sub, principal, runtime))
