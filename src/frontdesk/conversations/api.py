@@ -74,8 +74,9 @@ async def list_conversations(
 
 @router.post("/conversations/bulk", response_model=BulkOut)
 async def bulk_change(body: BulkIn, db: DbSession, principal: CurrentPrincipal) -> BulkOut:
-    """Assign, tag or resolve up to 100 conversations at once: all of them or, if any id is
-    unknown (or another workspace's), none (404)."""
+    """Assign, tag or resolve up to 100 conversations at once, or mark them read or unread
+    for yourself: all of them or, if any id is unknown (or another workspace's), none
+    (404)."""
     return BulkOut(items=await bulk.apply_bulk(db, principal, body))
 
 

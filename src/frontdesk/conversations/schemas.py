@@ -186,6 +186,8 @@ class BulkAction(enum.StrEnum):
     ASSIGN = "assign"
     TAG = "tag"
     RESOLVE = "resolve"
+    READ = "read"  # for the calling user alone, as POST /conversations/{id}/read
+    UNREAD = "unread"  # for the calling user alone, as POST /conversations/{id}/unread
 
 
 BULK_LIMIT = 100
