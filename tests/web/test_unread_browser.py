@@ -77,6 +77,17 @@ def test_unread_rows_follow_the_agent_across_browsers(
         expect(desk.locator(f"#row-{wang_id}")).to_have_class(UNREAD)
         assert _unread_for(world, world.anna.token, wang_id)
 
+        # The keyboard does the same: u on an open conversation.
+        emily_id = world.conversations[0]
+        desk.locator(f"#row-{emily_id} .row-link").click()
+        expect(desk.locator("#conv-title")).to_have_text("Emily Carter")
+        expect(laptop.locator(f"#row-{emily_id}")).not_to_have_class(UNREAD)
+        desk.locator("#thread").focus()
+        desk.keyboard.press("u")
+        desk.wait_for_url(re.compile(r"/app/inbox\?"))
+        expect(desk.locator(f"#row-{emily_id}")).to_have_class(UNREAD)
+        expect(laptop.locator(f"#row-{emily_id}")).to_have_class(UNREAD)
+
         # The unread filter lists what is left to read.
         laptop.locator("#filter-unread").check()
         expect(laptop.locator("#rows > li.row")).to_have_count(4)

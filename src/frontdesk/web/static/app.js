@@ -512,6 +512,7 @@
       // With rows ticked, e and a act on them; otherwise on the open conversation.
       case "e": e.preventDefault(); if (!(checkedRows().length && submitBulk("resolve"))) submitShortcut("resolve"); break;
       case "a": e.preventDefault(); if (!(checkedRows().length && submitBulk("assign-me"))) submitShortcut("assign-me"); break;
+      case "u": e.preventDefault(); submitShortcut("unread"); break;
       case "x": e.preventDefault(); toggleCurrentRow(); break;
       case "/": e.preventDefault(); $("#q")?.focus(); break;
       case "?": e.preventDefault(); openShortcuts(); break;
