@@ -60,5 +60,6 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_conversation_reads_workspace_id"), table_name="conversation_reads")
     op.drop_index(op.f("ix_conversation_reads_user_id"), table_name="conversation_reads")
     op.drop_table("conversation_reads")
-    with op.batch_alter_table("conversations") as batch:
-        batch.drop_column("last_incoming_at")
+    # A plain DROP COLUMN (SQLite 3.35+), not batch mode: rebuilding `conversations` on
+    # SQLite would lose the expression index of the priority sort, which it cannot reflect.
+    op.drop_column("conversations", "last_incoming_at")
