@@ -120,6 +120,23 @@ async def test_agents_own_messages_never_make_a_conversation_unread(
     assert not await _unread(api, anna, cid)
 
 
+async def test_only_turning_read_or_unread_is_announced_not_every_move_of_the_position(
+    api: httpx.AsyncClient, factory: Factory, runtime: Runtime
+) -> None:
+    ws, anna, _, inbox = await _setup(factory)
+    cid = (await factory.incoming(ws, inbox, identifier="olga"))["conversation_id"]
+    await _read(api, anna, cid)  # unread -> read: announced
+
+    reply_id = await _reply(api, anna, cid)  # read before, read after: nothing to tell
+    await _reply(api, anna, cid, private=True)
+
+    assert (await _read(api, anna, cid))["last_read_message_id"] > reply_id  # the note
+    await factory.incoming(ws, inbox, identifier="olga", content="Thanks!")
+    await _reply(api, anna, cid)  # unread -> read by writing: announced
+    events = await _read_events(runtime, ws)
+    assert [e["unread"] for e in events] == [False, False]
+
+
 async def test_the_read_position_never_moves_back(
     api: httpx.AsyncClient, factory: Factory, runtime: Runtime
 ) -> None:

@@ -110,7 +110,9 @@ async def mark_conversation_read(
     """The agent has read the conversation, up to `up_to_message_id` (the newest message
     they were shown) or, by default, every message it has now. Idempotent; a position
     never moves back (an older `up_to_message_id` changes nothing), and reading clears a
-    "marked unread". Records `conversation.read` (private to the agent) when it changed."""
+    "marked unread". Records `conversation.read` (private to the agent) when that made it
+    read: a position moving within what was read already (the agent's own reply) shows no
+    change anywhere, and costs no event."""
     conversation = await get_in_workspace(session, Conversation, principal.workspace_id,
                                           conversation_id, what="Conversation")
     seen = select(
@@ -132,9 +134,10 @@ async def mark_conversation_read(
             return await read_state(session, principal, conversation.id)
     elif last_id is None:
         return await read_state(session, principal, conversation.id)  # nothing to read yet
+    was_unread = bool(await unread_ids(session, principal, [conversation.id]))
     await _upsert(session, principal, conversation.id, last_id, last_incoming,
                   marked_unread=False)
-    return await _announce(session, principal, conversation.id)
+    return await _announce(session, principal, conversation.id, was_unread)
 
 
 async def mark_conversation_unread(
@@ -147,8 +150,9 @@ async def mark_conversation_unread(
     row = await _row(session, principal, conversation.id)
     if row is not None and row.marked_unread:
         return await read_state(session, principal, conversation.id)
+    was_unread = bool(await unread_ids(session, principal, [conversation.id]))
     await _upsert(session, principal, conversation.id, None, None, marked_unread=True)
-    return await _announce(session, principal, conversation.id)
+    return await _announce(session, principal, conversation.id, was_unread)
 
 
 async def _upsert(
@@ -179,14 +183,16 @@ async def _upsert(
 
 
 async def _announce(
-    session: AsyncSession, principal: Principal, conversation_id: int
+    session: AsyncSession, principal: Principal, conversation_id: int, was_unread: bool
 ) -> ReadStateOut:
-    """The new state, told to the agent's other tabs and devices (and only to them)."""
+    """The new state; when it shows differently (read, or unread again), told to the
+    agent's other tabs and devices (and only to them)."""
     state = await read_state(session, principal, conversation_id)
-    record_event(session, principal.workspace_id, EventType.CONVERSATION_READ,
-                 ConversationReadEvent(conversation=ConversationRef(id=conversation_id),
-                                       user_id=principal.user_id, unread=state.unread,
-                                       last_read_message_id=state.last_read_message_id))
+    if state.unread != was_unread:
+        record_event(session, principal.workspace_id, EventType.CONVERSATION_READ,
+                     ConversationReadEvent(conversation=ConversationRef(id=conversation_id),
+                                           user_id=principal.user_id, unread=state.unread,
+                                           last_read_message_id=state.last_read_message_id))
     return state
 
 
