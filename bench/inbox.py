@@ -328,6 +328,18 @@ def fill(people: People, conversations: int, messages: int, seed: int = 7) -> Fi
             _advance_sequence(conn, table)
         conn.execute("UPDATE conversations SET status = 'open' WHERE id = %s",
                      (filled.open_conversation,))
+        # When each conversation's newest customer message came (what intake stamps), and
+        # the admin's read positions: 70 % of the conversations read up to that message,
+        # the rest unread for them (the "unread" filter's walk).
+        conn.execute(
+            "UPDATE conversations c SET last_incoming_at = m.at FROM (SELECT conversation_id, "
+            "max(created_at) AS at FROM messages WHERE message_type = 'incoming' "
+            "GROUP BY conversation_id) m WHERE m.conversation_id = c.id")
+        conn.execute(
+            "INSERT INTO conversation_reads (conversation_id, user_id, workspace_id, "
+            "last_read_message_id, last_read_incoming_at, marked_unread, updated_at) "
+            "SELECT id, %s, workspace_id, NULL, last_incoming_at, false, %s FROM conversations "
+            "WHERE workspace_id = %s AND (id * 7919) %% 10 < 7", (people.admin_id, now, ws))
         conn.commit()
     with psycopg.connect(admin_dsn(DATABASE), autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE")
@@ -425,6 +437,8 @@ def pages(people: People, filled: Filled, more_cursor_path: str) -> Iterator[
     yield "filter priority=urgent", "/app/inbox?view=all&priority=urgent", {}
     yield "filter tag=vip", "/app/inbox?view=all&tag=vip", {}
     yield "filter agent", f"/app/inbox?view=all&assignee={people.agent_ids[0]}", {}
+    yield "filter unread (30 % unread)", "/app/inbox?view=all&unread=1", {}
+    yield "filter unread, status=resolved", "/app/inbox?view=all&status=resolved&unread=1", {}
     yield "list only (htmx), sort=waiting", "/app/inbox?view=all&sort=waiting", hx_list
     yield "load more (page 2)", more_cursor_path, {"HX-Request": "true"}
     yield "counts", "/app/inbox/counts?view=all", {"HX-Request": "true"}

@@ -196,3 +196,25 @@ async def test_a_merge_takes_the_pending_replies_along(
     assert await _listed(api, ws, b) == []
     assert_error(await _schedule(api, ws.admin, b, "here?", _later(hours=1)), 409,
                  "already_merged")
+
+
+async def test_a_scheduled_reply_going_out_does_not_mark_the_conversation_read_for_its_author(
+    api: httpx.AsyncClient, factory: Factory, runtime: Runtime
+) -> None:
+    ws = await factory.api_workspace()
+    agent = await factory.api_member(ws, Role.AGENT)
+    inbox = await factory.inbox(ws)
+    who = unique("cust")
+    cid = (await factory.incoming(ws, inbox, identifier=who))["conversation_id"]
+    r = await api.post(f"/api/v1/conversations/{cid}/read", headers=agent.headers)
+    assert r.status_code == 200 and r.json()["unread"] is False
+    due = datetime(2099, 5, 1, 9, 0, tzinfo=UTC)
+    r = await _schedule(api, agent, cid, "Following up as promised", due)
+    assert r.status_code == 201, r.text
+    # The customer writes after the agent last looked, before the reply goes out.
+    await factory.incoming(ws, inbox, identifier=who, content="Never mind, one more thing")
+
+    assert r.json()["id"] in await _send_due(runtime, due + timedelta(seconds=1))
+
+    r = await api.get(f"/api/v1/conversations/{cid}", headers=agent.headers)
+    assert r.json()["unread"] is True  # the agent has not seen the customer's new message

@@ -100,3 +100,33 @@ def test_presence_states_are_passed_on(world: World, state: str) -> None:
         frame = _wait_for(anna, lambda f: f.get("type") == "event"
                           and f["event"]["type"] == "presence")
         assert frame["event"]["data"]["state"] == state
+
+
+def test_an_agents_read_state_reaches_their_own_sockets_only(world: World) -> None:
+    conversation = world.conversations[0]
+    with _socket(world.server, world.anna) as desk, _socket(world.server, world.anna) as laptop, \
+            _socket(world.server, world.omar) as omar:
+        for ws in (desk, laptop, omar):
+            assert json.loads(ws.recv(timeout=10))["type"] == "ready"
+        with world.api() as api:
+            api.headers["Authorization"] = f"Bearer {world.anna.token}"
+            r = api.post(f"/api/v1/conversations/{conversation}/read")
+        assert r.status_code == 200, r.text
+
+        for ws in (desk, laptop):
+            frame = _wait_for(ws, lambda f: f.get("type") == "event"
+                              and f["event"]["type"] == "conversation.read")
+            assert frame["event"]["data"] == {
+                "conversation": {"id": conversation}, "user_id": world.anna.user_id,
+                "unread": False, "last_read_message_id": r.json()["last_read_message_id"]}
+        # Omar's socket is live (it gets the next public event) and never got Anna's.
+        world.push("Still there?")
+        seen = []
+        deadline = time.monotonic() + 8
+        while time.monotonic() < deadline:
+            frame = json.loads(omar.recv(timeout=deadline - time.monotonic()))
+            if frame.get("type") == "event":
+                seen.append(frame["event"]["type"])
+                if frame["event"]["type"] == "message.created":
+                    break
+        assert "message.created" in seen and "conversation.read" not in seen

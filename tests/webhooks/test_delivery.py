@@ -134,6 +134,32 @@ async def test_other_workspaces_events_are_not_sent(
     assert {json.loads(r.body)["workspace_id"] for r in receiver.requests} == {mine.id}
 
 
+async def test_an_agents_read_state_is_never_sent_even_to_a_subscription_to_everything(
+    api: httpx.AsyncClient, factory: Factory, receiver: Receiver
+) -> None:
+    ws = await factory.workspace()
+    await subscribe(api, ws, receiver.url, ["*"])
+    r = await api.post("/api/v1/webhooks", headers=ws.admin.headers,
+                       json={"url": receiver.url, "events": ["conversation.read"]})
+    assert r.status_code == 422, r.text  # not an event webhooks can name
+    ids = await factory.conversation(ws)
+    await receiver.wait_for(3)  # contact.created, conversation.created, message.created
+
+    r = await api.post(f"/api/v1/conversations/{ids['conversation_id']}/read",
+                       headers=ws.admin.headers)
+    assert r.status_code == 200, r.text
+    r = await api.post(f"/api/v1/conversations/{ids['conversation_id']}/status",
+                       headers=ws.admin.headers, json={"status": "resolved"})
+    assert r.status_code == 200, r.text
+
+    # The change after it arrives, and the read state did not come before it.
+    await receiver.wait_for(4)
+    await asyncio.sleep(0.2)
+    sent = [r.headers["x-frontdesk-event"] for r in receiver.requests]
+    assert "conversation.read" not in sent
+    assert sent[-1] == "conversation.status_changed"
+
+
 async def test_an_inactive_webhook_gets_nothing(
     api: httpx.AsyncClient, factory: Factory, receiver: Receiver
 ) -> None:

@@ -6,19 +6,22 @@ from fastapi import APIRouter, Path, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from frontdesk.accounts.auth import CurrentPrincipal
-from frontdesk.conversations import bulk, service, uploads
+from frontdesk.conversations import bulk, reads, service, uploads
 from frontdesk.conversations.models import ConversationStatus, Priority
 from frontdesk.conversations.schemas import (
     AssignIn,
     BulkIn,
     BulkOut,
+    ConversationForUserOut,
     ConversationOut,
     ConversationPage,
     ConversationSort,
     ConversationUpdate,
+    MarkReadIn,
     MessageOrder,
     MessageOut,
     MessagePage,
+    ReadStateOut,
     ReplyIn,
     StatusIn,
     TagsIn,
@@ -51,33 +54,62 @@ async def list_conversations(
     q: Annotated[str | None, Query(max_length=200,
                                    description="in the subject, the contact's name, e-mail or "
                                    "phone, or a message")] = None,
+    unread: Annotated[bool | None, Query(description="true: only those unread for you; "
+                                         "false: only those you have read")] = None,
     sort: ConversationSort = ConversationSort.NEWEST,
     cursor: Cursor = None,
     limit: Limit = 50,
 ) -> ConversationPage:
     """`sort`: newest / oldest activity first, the customer waiting longest first, or
     priority (urgent first, then newest activity). `status` and `priority` may repeat
-    (?status=open&status=pending)."""
+    (?status=open&status=pending). Each item's `unread` is the calling user's own: a
+    customer message came after the last one they read, or they marked it unread."""
     filters = service.ConversationFilters(status=status, inbox_id=inbox_id, channel=channel,
                                           assignee=assignee, team_id=team_id, tag=tag,
-                                          priority=priority, q=q)
+                                          priority=priority, q=q, unread=unread)
     rows, next_cursor = await service.list_conversations(db, principal, filters, cursor=cursor,
                                                          limit=limit, sort=sort)
-    return ConversationPage(items=await service.to_out_many(db, rows), next_cursor=next_cursor)
+    return ConversationPage(items=await service.to_user_out_many(db, principal, rows),
+                            next_cursor=next_cursor)
 
 
 @router.post("/conversations/bulk", response_model=BulkOut)
 async def bulk_change(body: BulkIn, db: DbSession, principal: CurrentPrincipal) -> BulkOut:
-    """Assign, tag or resolve up to 100 conversations at once: all of them or, if any id is
-    unknown (or another workspace's), none (404)."""
+    """Assign, tag or resolve up to 100 conversations at once, or mark them read or unread
+    for yourself: all of them or, if any id is unknown (or another workspace's), none
+    (404)."""
     return BulkOut(items=await bulk.apply_bulk(db, principal, body))
 
 
-@router.get("/conversations/{conversation_id}", response_model=ConversationOut)
+@router.get("/conversations/{conversation_id}", response_model=ConversationForUserOut)
 async def get_conversation(
     conversation_id: PathId, db: DbSession, principal: CurrentPrincipal
-) -> ConversationOut:
-    return await service.to_out(db, await service.get_conversation(db, principal, conversation_id))
+) -> ConversationForUserOut:
+    """With `unread` for the calling user; reading it here does not mark it read (a
+    client shows it first, then says so with POST .../read)."""
+    conversation = await service.get_conversation(db, principal, conversation_id)
+    return (await service.to_user_out_many(db, principal, [conversation]))[0]
+
+
+@router.post("/conversations/{conversation_id}/read", response_model=ReadStateOut)
+async def mark_read(
+    conversation_id: PathId, db: DbSession, principal: CurrentPrincipal,
+    body: MarkReadIn | None = None,
+) -> ReadStateOut:
+    """You have read the conversation: up to `up_to_message_id` (the newest message you
+    showed), or every message it has now. Your position never moves back, and reading
+    clears a "marked unread". Only your own state changes; your other connections hear
+    `conversation.read` on the real-time socket (no other user, no webhook)."""
+    return await reads.mark_conversation_read(
+        db, principal, conversation_id, body.up_to_message_id if body else None)
+
+
+@router.post("/conversations/{conversation_id}/unread", response_model=ReadStateOut)
+async def mark_unread(
+    conversation_id: PathId, db: DbSession, principal: CurrentPrincipal
+) -> ReadStateOut:
+    """Mark the conversation unread for yourself, until you read it again."""
+    return await reads.mark_conversation_unread(db, principal, conversation_id)
 
 
 @router.patch("/conversations/{conversation_id}", response_model=ConversationOut)

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from frontdesk.accounts.service import Principal
-from frontdesk.conversations import service
+from frontdesk.conversations import reads, service
 from frontdesk.conversations.models import Conversation, ConversationStatus
 from frontdesk.conversations.schemas import (
     AssignIn,
@@ -70,6 +70,13 @@ async def apply_bulk(
         elif bulk.action is BulkAction.TAG:
             assert bulk.tags
             out.append(await service.add_tags(session, principal, conversation_id, bulk.tags))
+        elif bulk.action in (BulkAction.READ, BulkAction.UNREAD):
+            if bulk.action is BulkAction.READ:
+                await reads.mark_conversation_read(session, principal, conversation_id)
+            else:
+                await reads.mark_conversation_unread(session, principal, conversation_id)
+            out.append(await service.to_out(
+                session, await service.get_conversation(session, principal, conversation_id)))
         else:
             out.append(await service.change_status(
                 session, principal, conversation_id,

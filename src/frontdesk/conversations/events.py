@@ -26,3 +26,17 @@ class ReplyCreated(MessageCreated):
     # In an e-mail conversation the reply goes to the other participants too (Cc) unless
     # false; the outbound listener reads it.
     reply_all: bool = True
+
+
+class ConversationRef(BaseModel):
+    id: int
+
+
+class ConversationRead(BaseModel):
+    """`conversation.read`, private to `user_id` (core.events.PRIVATE_EVENTS): their read
+    state of the conversation changed (read, or marked unread when `unread`)."""
+
+    conversation: ConversationRef
+    user_id: int
+    unread: bool
+    last_read_message_id: int | None

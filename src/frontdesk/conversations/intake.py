@@ -149,24 +149,24 @@ _TOUCH_CONVERSATION = Prepared(
     update(Conversation)
     .where(Conversation.id == bindparam("conversation_id"))
     .values(last_activity_at=bindparam("now"), updated_at=bindparam("now"),
-            waiting_since=_WAITING_SINCE)
+            last_incoming_at=bindparam("now"), waiting_since=_WAITING_SINCE)
 )
 _TOUCH_CONVERSATIONS = Prepared(  # PostgreSQL: a batch's conversations in one statement
     update(Conversation)
     .where(Conversation.id == any_(bindparam("ids", type_=ARRAY(Conversation.id.type))))
     .values(last_activity_at=bindparam("now"), updated_at=bindparam("now"),
-            waiting_since=_WAITING_SINCE)
+            last_incoming_at=bindparam("now"), waiting_since=_WAITING_SINCE)
 )
 _REOPEN_CONVERSATION = Prepared(
     update(Conversation)
     .where(Conversation.id == bindparam("conversation_id"))
     .values(last_activity_at=bindparam("now"), updated_at=bindparam("now"),
             status=ConversationStatus.OPEN.value, snoozed_until=None,
-            waiting_since=_WAITING_SINCE)
+            last_incoming_at=bindparam("now"), waiting_since=_WAITING_SINCE)
 )
 _NEW_CONVERSATION_COLUMNS = ("workspace_id", "inbox_id", "contact_id", "status", "priority",
                              "subject", "custom_fields", "last_activity_at", "created_at",
-                             "updated_at", "waiting_since")
+                             "updated_at", "waiting_since", "last_incoming_at")
 _INSERT_CONVERSATION = Prepared(
     insert(Conversation)
     .values({c: bindparam(c) for c in _NEW_CONVERSATION_COLUMNS})
@@ -382,7 +382,7 @@ def ingest_many(conn: Connection, inbounds: Sequence[InboundMessage]) -> list[In
                     "assignee_id": None, "team_id": None, "subject": inbound.subject,
                     "custom_fields": {}, "snoozed_until": None, "first_response_at": None,
                     "last_activity_at": now, "created_at": now, "updated_at": now,
-                    "waiting_since": now,
+                    "waiting_since": now, "last_incoming_at": now,
                 }
                 values["id"] = _INSERT_CONVERSATION.scalar(conn, values)
                 conversation = _conversation_payload(values, [])

@@ -29,6 +29,7 @@ from frontdesk.conversations.models import (
     ScheduledMessage,
     ScheduledMessageStatus,
 )
+from frontdesk.conversations.reads import refresh_last_incoming
 from frontdesk.conversations.schemas import ConversationOut, MoveIn, MoveOut
 from frontdesk.conversations.service import (
     _add_activity_message,
@@ -154,6 +155,7 @@ async def merge_conversations(
     other.snoozed_until = None
     other.merged_into_id = survivor.id
     other.last_activity_at = now
+    await refresh_last_incoming(session, [survivor, other])
     await session.flush()
     _add_activity_message(session, other, principal, f"Merged into #{survivor.id}")
     _add_activity_message(session, survivor, principal, f"Merged #{other.id} into this")
@@ -236,6 +238,7 @@ async def move_messages(
         target.first_response_at = first_reply
     source.last_activity_at = now
     target.last_activity_at = now
+    await refresh_last_incoming(session, [source, target])
     await session.flush()
     if created:
         _add_activity_message(session, source, principal, f"Split into #{target.id}")

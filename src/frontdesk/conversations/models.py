@@ -4,7 +4,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, text
+from sqlalchemy import Boolean, ForeignKey, Index, String, Text, UniqueConstraint, false, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from frontdesk.db.base import (
@@ -117,6 +117,11 @@ class Conversation(Base):
     # Set when this conversation was merged into another: it stays closed, pointing there.
     # No foreign key (see migration 0005): a survivor deleted later leaves a harmless 404.
     merged_into_id: Mapped[int | None] = mapped_column(BigId)
+    # When its newest customer (incoming) message arrived: the `created_at` of that message.
+    # Set by intake in the statement that touches the conversation anyway (no extra write
+    # per message), recomputed when messages move (merge, split). Agents' read positions
+    # (ConversationRead) are compared with it: newer means unread.
+    last_incoming_at: Mapped[datetime | None]
 
 
 class Tag(Base):
@@ -208,4 +213,35 @@ class ScheduledMessage(Base):
     sent_at: Mapped[datetime | None]
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = created_at_column()
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ConversationRead(Base):
+    """How far one agent has read one conversation (conversations.reads keeps the rules).
+
+    A row exists only once the agent has read (or marked) the conversation: no row per
+    agent and conversation up front. The conversation is unread for the agent when it was
+    marked unread, or when its newest customer message (`Conversation.last_incoming_at`)
+    is newer than the newest customer message the agent had seen (`last_read_incoming_at`;
+    no row: any customer message at all)."""
+
+    __tablename__ = "conversation_reads"
+
+    # (conversation, user) first: the inbox looks the calling agent's row up for each
+    # listed conversation (a page's ids, or a join while walking a sort index), and a
+    # deleted conversation's rows go with it through the same index.
+    conversation_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    workspace_id: Mapped[int] = workspace_column()
+    # The newest message of the conversation the agent has seen (any kind). Only grows.
+    last_read_message_id: Mapped[int | None] = mapped_column(BigId)
+    # The `created_at` of the newest customer message among those seen. Only grows.
+    last_read_incoming_at: Mapped[datetime | None]
+    # The agent marked it unread again (as in a mail client): unread until read again.
+    marked_unread: Mapped[bool] = mapped_column(Boolean, default=False,
+                                                server_default=false())
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

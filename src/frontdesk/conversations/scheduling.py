@@ -170,8 +170,10 @@ async def _send_one(session: AsyncSession, row: ScheduledMessage, now: datetime)
         async with session.begin_nested():
             _, role = await get_member(session, workspace_id, author_id)
             author = Principal(user_id=author_id, workspace_id=workspace_id, role=role)
+            # Not marked read for the author: they wrote it earlier and may not have seen
+            # what the customer wrote since.
             message = await reply_to_conversation(session, author, conversation_id,
-                                                  ReplyIn(content=content))
+                                                  ReplyIn(content=content), marks_read=False)
     except FrontdeskError as exc:
         # The service refused: the author left the workspace (a membership is all a reply
         # is sent under), the conversation is gone... Final: it is marked, not retried.

@@ -41,9 +41,32 @@ class ConversationOut(BaseModel):
         default=None, description="since when the customer has waited for a public reply")
 
 
+class ConversationForUserOut(ConversationOut):
+    """A conversation as the calling user sees it: with their own read state."""
+
+    unread: bool = Field(default=False, description=(
+        "for the calling user: a customer message came after the last one they read, or "
+        "they marked it unread"))
+
+
 class ConversationPage(BaseModel):
-    items: list[ConversationOut]
+    items: list[ConversationForUserOut]
     next_cursor: str | None
+
+
+class MarkReadIn(InputModel):
+    up_to_message_id: IdIn | None = Field(
+        default=None, description="read up to this message (the newest one shown); "
+        "default: every message there is now. A read position never moves back")
+
+
+class ReadStateOut(BaseModel):
+    """The calling user's read state of a conversation."""
+
+    conversation_id: int
+    unread: bool
+    last_read_message_id: int | None = Field(
+        description="the newest message of the conversation they have read")
 
 
 class MessageOut(BaseModel):
@@ -170,6 +193,8 @@ class BulkAction(enum.StrEnum):
     ASSIGN = "assign"
     TAG = "tag"
     RESOLVE = "resolve"
+    READ = "read"  # for the calling user alone, as POST /conversations/{id}/read
+    UNREAD = "unread"  # for the calling user alone, as POST /conversations/{id}/unread
 
 
 BULK_LIMIT = 100

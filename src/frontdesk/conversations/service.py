@@ -28,10 +28,12 @@ from frontdesk.accounts.models import Role, Team
 from frontdesk.accounts.service import Principal, get_member
 from frontdesk.channels.models import Inbox
 from frontdesk.contacts.models import Contact
+from frontdesk.conversations import reads
 from frontdesk.conversations.events import ConversationEvent, ReplyCreated
 from frontdesk.conversations.models import (
     PRIORITY_RANK_SQL,
     Conversation,
+    ConversationRead,
     ConversationStatus,
     ConversationTag,
     DeliveryStatus,
@@ -43,6 +45,7 @@ from frontdesk.conversations.models import (
 )
 from frontdesk.conversations.schemas import (
     AssignIn,
+    ConversationForUserOut,
     ConversationOut,
     ConversationSort,
     ConversationUpdate,
@@ -77,6 +80,7 @@ class ConversationFilters:
     tag: str | None = None
     priority: list[Priority] | None = None
     q: str | None = None
+    unread: bool | None = None  # for the calling agent (conversations.reads)
 
 
 _USER_ID = re.compile(r"[0-9]{1,19}")
@@ -129,6 +133,15 @@ async def to_out_many(
     return out
 
 
+async def to_user_out_many(
+    session: AsyncSession, principal: Principal, conversations: Sequence[Conversation]
+) -> list[ConversationForUserOut]:
+    """The conversations with the calling agent's read state (one query for all of them)."""
+    outs = await to_out_many(session, conversations)
+    unread = await reads.unread_ids(session, principal, [c.id for c in conversations])
+    return [ConversationForUserOut(**out.model_dump(), unread=out.id in unread) for out in outs]
+
+
 async def _filtered(
     session: AsyncSession, principal: Principal, filters: ConversationFilters
 ) -> Select[Conversation]:
@@ -163,6 +176,12 @@ async def _filtered(
         )
     if filters.q and filters.q.strip():
         stmt = stmt.where(await _text_filter(session, ws, filters.q.strip()))
+    if filters.unread is not None:
+        # An outer join to at most one row each (the agent's), so the list still walks its
+        # sort index and looks the row up by primary key as it goes.
+        unread = reads.unread_expression()
+        stmt = stmt.outerjoin(ConversationRead, reads.joined_reads(principal)).where(
+            unread if filters.unread else ~unread)
     return stmt
 
 
@@ -416,10 +435,12 @@ async def _emit(
 
 async def reply_to_conversation(
     session: AsyncSession, principal: Principal, conversation_id: int, reply: ReplyIn,
-    *, upload_key: bytes | None = None,
+    *, upload_key: bytes | None = None, marks_read: bool = True,
 ) -> Message:
     """An agent's reply to the customer, or a private note when `reply.private`.
-    `reply.upload_ids` (files of POST /attachments) need `upload_key` to be verified."""
+    `reply.upload_ids` (files of POST /attachments) need `upload_key` to be verified.
+    Writing in a conversation marks it read for its author (`marks_read`), up to the new
+    message; a reply scheduled earlier does not, since its author is not looking now."""
     conversation = await get_conversation(session, principal, conversation_id, for_update=True)
     refuse_if_merged(conversation)
     if reply.upload_ids and upload_key is None:
@@ -458,6 +479,8 @@ async def reply_to_conversation(
     record_event(session, principal.workspace_id, EventType.MESSAGE_CREATED, ReplyCreated(
         message=MessageOut.model_validate(message),
         conversation=await to_out(session, conversation), reply_all=reply.reply_all))
+    if marks_read:
+        await reads.mark_conversation_read(session, principal, conversation.id, message.id)
     return message
 
 

@@ -58,6 +58,9 @@ class EventType(enum.StrEnum):
     API_TOKEN_CREATED = "api_token.created"  # noqa: S105 - an event name, not a secret
     API_TOKEN_REVOKED = "api_token.revoked"  # noqa: S105 - an event name, not a secret
 
+    # Private to one user (see PRIVATE_EVENTS): their read state of a conversation changed.
+    CONVERSATION_READ = "conversation.read"
+
 
 # Changes to how the workspace is run rather than to the work in it. Webhooks can subscribe
 # to them; the real-time stream (every agent's browser, API clients with an agent's token)
@@ -70,6 +73,24 @@ ADMIN_EVENT_TYPES = frozenset({
     EventType.WEBHOOK_CREATED, EventType.WEBHOOK_UPDATED, EventType.WEBHOOK_DELETED,
     EventType.API_TOKEN_CREATED, EventType.API_TOKEN_REVOKED,
 })
+
+# Events about one user alone: the payload's `user_id` names them. They go through the
+# outbox like the rest (recorded with the change, so a rolled-back change never announces
+# itself, and delivered across processes in order with the events around them), but the
+# real-time hub offers them only to that user's own connections, and webhooks never carry
+# them: they are not part of the webhook contract.
+PRIVATE_EVENTS = frozenset({EventType.CONVERSATION_READ.value})
+# What webhooks can subscribe to and carry.
+PUBLIC_EVENTS = tuple(e for e in EventType if e.value not in PRIVATE_EVENTS)
+
+
+def private_to(event_type: str, data: Any) -> int | None:
+    """The one user a private event is for, or None for a workspace-wide event. A private
+    event without a user is meant for nobody (-1: never a user id)."""
+    if event_type not in PRIVATE_EVENTS:
+        return None
+    user_id = data.get("user_id") if isinstance(data, dict) else None
+    return user_id if type(user_id) is int else -1
 
 
 class OutboxEvent(Base):

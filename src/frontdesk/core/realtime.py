@@ -4,7 +4,8 @@ Embedded, the hub hands events straight to this process's connections. With Redi
 (FRONTDESK_REDIS_URL) every process publishes to one Redis channel and every process
 delivers what it hears to its own connections, so an event dispatched anywhere reaches
 agents connected anywhere. A connection belongs to one workspace and the hub only ever
-gives it that workspace's events.
+gives it that workspace's events; a private event (core.events.PRIVATE_EVENTS: one user's
+read state) only to the connections of the user it names.
 
 The channel is named after FRONTDESK_REDIS_PREFIX: the envelope carries a workspace id,
 which means nothing outside its own database, so two installations (or test runs) on one
@@ -30,7 +31,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from frontdesk.core.dispatcher import DispatchedEvent
-from frontdesk.core.events import ADMIN_EVENT_TYPES
+from frontdesk.core.events import ADMIN_EVENT_TYPES, private_to
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +66,9 @@ def _shown(url: str) -> str:
 class Subscription:
     """One WebSocket's mailbox. A client too slow to keep up is dropped, not waited for."""
 
-    def __init__(self, workspace_id: int) -> None:
+    def __init__(self, workspace_id: int, user_id: int | None = None) -> None:
         self.workspace_id = workspace_id
+        self.user_id = user_id  # who opened it: private events (their own) reach only them
         self.queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(QUEUE_LIMIT)
         self.close_code: int | None = None  # set when the socket must close (then a None)
         self.conversation_ids: set[int] | None = None  # None: every conversation
@@ -76,6 +78,9 @@ class Subscription:
         return self.close_code == CLOSE_TOO_SLOW
 
     def offer(self, event: dict[str, Any]) -> None:
+        audience = private_to(str(event.get("type")), event.get("data"))
+        if audience is not None and audience != self.user_id:
+            return  # another user's own business (their read state)
         if self.conversation_ids is not None:
             conversation_id = _conversation_id(event)
             if conversation_id is not None and conversation_id not in self.conversation_ids:
@@ -160,8 +165,8 @@ class RealtimeHub:
             sub.close(code)
         return len(subs)
 
-    def subscribe(self, workspace_id: int) -> Subscription:
-        sub = Subscription(workspace_id)
+    def subscribe(self, workspace_id: int, user_id: int | None = None) -> Subscription:
+        sub = Subscription(workspace_id, user_id)
         self._subscriptions.setdefault(workspace_id, set()).add(sub)
         return sub
 

@@ -3,7 +3,8 @@
 Authenticate with an `Authorization: Bearer` header, or (browsers cannot set headers on
 a WebSocket) by sending {"type": "auth", "token": ...} as the first message: a token never
 appears in a URL, where access logs would keep it. After {"type": "ready"} the server
-streams {"type": "event", "event": {...}} for the workspace of the token. A client may
+streams {"type": "event", "event": {...}} for the workspace of the token (a private event,
+such as `conversation.read`, only to connections of the user it concerns). A client may
 narrow the stream with {"type": "subscribe", "conversation_ids": [...]}; it can never
 widen it beyond its own workspace.
 
@@ -82,7 +83,7 @@ async def realtime(ws: WebSocket) -> None:
         await ws.close(code=4401)
         return
     runtime: Runtime = ws.app.state.runtime
-    sub = runtime.hub.subscribe(principal.workspace_id)
+    sub = runtime.hub.subscribe(principal.workspace_id, principal.user_id)
     try:
         await ws.send_json({"type": "ready", "workspace_id": principal.workspace_id})
         reader = asyncio.create_task(_read_commands(ws, sub, principal, runtime))

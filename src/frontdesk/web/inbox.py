@@ -18,6 +18,7 @@ from frontdesk.channels.models import ChannelType, Inbox
 from frontdesk.channels.service import list_inboxes
 from frontdesk.contacts import service as contacts_service
 from frontdesk.contacts.models import Contact, ContactIdentity
+from frontdesk.conversations import reads
 from frontdesk.conversations import service as conversations
 from frontdesk.conversations.models import ConversationStatus, Message, Priority
 from frontdesk.conversations.schemas import ConversationOut, ConversationSort, MessageOrder
@@ -61,6 +62,7 @@ class InboxFilters:
     q: str | None = None
     sort: str = ConversationSort.NEWEST.value
     saved: int | None = None  # the saved view these filters came from
+    unread: bool = False  # only those unread for the agent looking (conversations.reads)
 
     @classmethod
     def from_query(cls, params: QueryParams, *, default_view: str) -> InboxFilters:
@@ -85,6 +87,7 @@ class InboxFilters:
             q=q,
             sort=sort if sort in SORTS else ConversationSort.NEWEST.value,
             saved=_int(params.get("saved")),
+            unread=params.get("unread") == "1",
         )
 
     @classmethod
@@ -121,7 +124,7 @@ class InboxFilters:
                 "channel": self.channel, "team_id": self.team_id, "tag": self.tag,
                 "priority": self.priority, "assignee": self.assignee, "q": self.q,
                 "sort": None if self.sort == ConversationSort.NEWEST.value else self.sort,
-                "saved": self.saved}
+                "saved": self.saved, "unread": 1 if self.unread else None}
 
     @property
     def statuses(self) -> list[str]:
@@ -148,13 +151,16 @@ class InboxFilters:
             inbox_id=self.inbox_id, channel=self.channel, assignee=assignee,
             team_id=self.team_id, tag=self.tag,
             priority=[Priority(p) for p in self.priorities] or None, q=self.q,
+            unread=True if self.unread else None,
         )
 
     def matches(self, c: ConversationOut, me: int,
                 channels: dict[int, str] | None = None) -> bool:
         """Would this conversation be listed? For live updates of the open list. A text
         search is not re-evaluated here: under a search, live updates only refresh rows
-        already shown. `channels`: each inbox's channel (needed under a channel filter)."""
+        already shown. Nor is "unread": a conversation read while the unread list is on
+        screen stays in it (shown read) until the list is loaded again, as in a mail
+        client. `channels`: each inbox's channel (needed under a channel filter)."""
         if self.statuses and c.status.value not in self.statuses:
             return False
         if self.view == "mine" and c.assignee_id != me:
@@ -241,6 +247,7 @@ class Row:
     contact_name: str
     preview: queries.Preview | None
     sort: ConversationSort = ConversationSort.NEWEST
+    unread: bool = False  # for the agent looking
 
     @property
     def sort_key(self) -> str:
@@ -267,9 +274,10 @@ async def build_rows(
 ) -> list[Row]:
     contacts = await queries.contacts_by_id(db, principal, [c.contact_id for c in items])
     previews = await queries.last_message_previews(db, principal, [c.id for c in items])
+    unread = await reads.unread_ids(db, principal, [c.id for c in items])  # the whole page
     return [
         Row(conversation=c, contact_name=_contact_name(contacts.get(c.contact_id)),
-            preview=previews.get(c.id), sort=sort)
+            preview=previews.get(c.id), sort=sort, unread=c.id in unread)
         for c in items
     ]
 

@@ -24,7 +24,7 @@ from frontdesk.contacts import tags as contact_tags
 from frontdesk.conversations import tags as tag_vocabulary
 from frontdesk.core.deps import DbSession, RuntimeDep
 from frontdesk.core.errors import Forbidden, FrontdeskError, InvalidInput, NotFound
-from frontdesk.core.events import EventType
+from frontdesk.core.events import PUBLIC_EVENTS
 from frontdesk.core.ids import PathId
 from frontdesk.web.i18n import N_
 from frontdesk.web.pages import base_context, flash, redirect, web_router
@@ -317,7 +317,7 @@ async def delete_contact_tag(
 
 
 def _webhooks_context(**extra: Any) -> dict[str, Any]:
-    return {"event_types": [e.value for e in EventType], **extra}
+    return {"event_types": [e.value for e in PUBLIC_EVENTS], **extra}
 
 
 @router.get("/admin/webhooks")
@@ -359,7 +359,7 @@ async def webhook_page(
     deliveries, next_cursor = await webhooks.list_deliveries(
         db, agent.principal, webhook_id, status=chosen, cursor=cursor, limit=DELIVERY_PAGE)
     return _admin_page(request, agent, "admin/webhook.html", "webhooks", webhook=subscription,
-                       event_types=[e.value for e in EventType],
+                       event_types=[e.value for e in PUBLIC_EVENTS],
                        deliveries=deliveries, next_cursor=next_cursor, status=status,
                        statuses=[s.value for s in DeliveryStatus],
                        DELIVERY_STATE_LABELS=DELIVERY_STATE_LABELS)

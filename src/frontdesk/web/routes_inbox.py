@@ -11,6 +11,7 @@ from fastapi import Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from frontdesk.conversations import reads
 from frontdesk.conversations import service as conversations
 from frontdesk.conversations.models import ConversationStatus, Priority
 from frontdesk.conversations.schemas import (
@@ -39,9 +40,9 @@ from frontdesk.web.inbox import (
     load_lookups,
     sort_ascending,
 )
-from frontdesk.web.pages import base_context, htmx_target, web_router
+from frontdesk.web.pages import base_context, htmx_target, redirect, web_router
 from frontdesk.web.session import Agent, CurrentAgent
-from frontdesk.web.templating import render
+from frontdesk.web.templating import query, render
 
 router = web_router()
 
@@ -252,6 +253,31 @@ async def reply(
         upload_key=upload_key(request.app.state.runtime.settings))
     await db.flush()
     return await _thread(request, db, agent, conversation_id, sent=True)
+
+
+@router.post("/conversations/{conversation_id}/read")
+async def mark_read(
+    conversation_id: int, request: Request, db: DbSession, agent: CurrentAgent,
+    up_to: Annotated[str, Form(max_length=20)] = "",
+) -> Response:
+    """The agent has the conversation in front of them (the page opened it, or a message
+    arrived while they looked at it): read up to `up_to`, the newest message shown. The
+    live script clears the row's marker; the agent's other tabs hear conversation.read.
+    A POST, never part of the GET that shows the conversation: showing is not reading
+    (a prefetch, a link preview), and GETs write nothing."""
+    up_to_id = int(up_to) if up_to.isdigit() and len(up_to) <= 18 else None
+    await reads.mark_conversation_read(db, agent.principal, conversation_id, up_to_id)
+    return Response(status_code=204)
+
+
+@router.post("/conversations/{conversation_id}/unread")
+async def mark_unread(
+    conversation_id: int, request: Request, db: DbSession, agent: CurrentAgent
+) -> Response:
+    """Unread again for this agent, as in a mail client: back to the list, where it shows
+    unread (staying on it would read it again)."""
+    await reads.mark_conversation_unread(db, agent.principal, conversation_id)
+    return redirect(request, "/app/inbox?" + query(_filters(request, agent).params()))
 
 
 @router.post("/conversations/{conversation_id}/assign")

@@ -39,7 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from frontdesk.config import Settings
 from frontdesk.core.background import PumpLoop
 from frontdesk.core.dispatcher import AfterCommit, DispatchedEvent
-from frontdesk.core.events import ADMIN_EVENT_TYPES
+from frontdesk.core.events import ADMIN_EVENT_TYPES, PRIVATE_EVENTS
 from frontdesk.core.netguard import UnsafeURL, guarded_request
 from frontdesk.db.base import utcnow
 from frontdesk.webhooks import service
@@ -104,6 +104,8 @@ class WebhookListener:
         now = utcnow()
         rows: list[dict[str, Any]] = []
         for event in events:
+            if event.type in PRIVATE_EVENTS:  # one agent's own business, even under "*"
+                continue
             for sub_id, wanted in by_workspace.get(event.workspace_id, ()):
                 if not wants(wanted, event.type):
                     continue

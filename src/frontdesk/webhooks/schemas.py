@@ -5,13 +5,13 @@ from typing import Annotated, Any
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
-from frontdesk.core.events import EventType
+from frontdesk.core.events import PUBLIC_EVENTS
 from frontdesk.core.inputs import InputModel
 from frontdesk.webhooks.models import DeliveryStatus
 
 ALL_EVENTS = "*"
 EventName = Annotated[str, Field(min_length=1, max_length=64)]
-EVENT_NAMES = frozenset(e.value for e in EventType)
+EVENT_NAMES = frozenset(e.value for e in PUBLIC_EVENTS)  # private ones never leave
 
 
 def _check_events(events: list[str]) -> list[str]:

@@ -56,18 +56,34 @@
     }
   }
 
-  // Unread markers: kept per workspace for this tab, so a list re-render keeps them.
-  const unreadKey = config ? `fd-unread-${config.workspaceId}` : "fd-unread";
-  const unread = new Set(JSON.parse(sessionStorage.getItem(unreadKey) || "[]"));
-  const saveUnread = () => sessionStorage.setItem(unreadKey, JSON.stringify([...unread]));
-  function applyUnread(root = document) {
-    for (const li of $$("li.row", root)) li.classList.toggle("unread", unread.has(Number(li.dataset.id)));
+  // Unread markers are the server's (conversations.reads: per agent, kept across reloads,
+  // tabs and devices): rows arrive with class "unread". This page reads the conversation
+  // it shows while the tab is visible: when it opens, when its thread is redrawn (a new
+  // message), when the tab comes back to the front. The agent's other tabs hear the
+  // private conversation.read event and update their row.
+  const csrf = () => {
+    try { return JSON.parse(document.body.getAttribute("hx-headers") || "{}")["X-CSRF-Token"] || ""; }
+    catch { return ""; }
+  };
+  const readingHere = (id) => id === openConversationId() && document.visibilityState === "visible";
+  function newestShownMessage() {
+    let newest = 0;
+    for (const el of $$('#thread [id^="msg-"]')) newest = Math.max(newest, Number(el.id.slice(4)) || 0);
+    return newest;
   }
-  function markRead(id) {
-    if (unread.delete(id)) saveUnread();
+  function readOpenConversation() {
+    const id = openConversationId();
+    if (!id || !config || !readingHere(id)) return;
     const li = document.getElementById(`row-${id}`);
     if (li) li.classList.remove("unread");
+    const newest = newestShownMessage();
+    const body = new URLSearchParams({ up_to: newest ? String(newest) : "" });
+    fetch(`/app/conversations/${id}/read`, {
+      method: "POST", body, credentials: "same-origin",
+      headers: { "X-CSRF-Token": csrf(), "HX-Request": "true" },
+    }).catch(() => {});
   }
+  document.addEventListener("visibilitychange", readOpenConversation);
 
   function markActive() {
     const id = openConversationId();
@@ -77,7 +93,6 @@
       const link = li.querySelector(".row-link");
       if (link) { if (active) link.setAttribute("aria-current", "true"); else link.removeAttribute("aria-current"); }
     }
-    if (id) markRead(id);
   }
 
   async function refreshRow(id, { isNew = false } = {}) {
@@ -109,7 +124,7 @@
     placeRow(li);
     if (!li.isConnected) return;
     window.htmx && htmx.process(li);
-    if (unread.has(id)) li.classList.add("unread");
+    if (readingHere(id)) li.classList.remove("unread");  // being read here right now
     if (id === openConversationId()) li.classList.add("is-active");
     if (isNew) { li.classList.remove("is-new"); void li.offsetWidth; li.classList.add("is-new"); }
     renderPresence();
@@ -227,10 +242,14 @@
     const conversation = event.data && event.data.conversation;
     if (!conversation || typeof conversation.id !== "number") return;
     const id = conversation.id;
+    if (event.type === "conversation.read") {  // this agent's own, from any of their tabs
+      const li = document.getElementById(`row-${id}`);
+      if (li) li.classList.toggle("unread", !!event.data.unread && !readingHere(id));
+      return;
+    }
     const isOpen = id === openConversationId();
     const incoming = event.type === "message.created" && event.data.message &&
       event.data.message.message_type === "incoming";
-    if (incoming && !isOpen) { unread.add(id); saveUnread(); }
     refreshRow(id, { isNew: event.type === "conversation.created" || incoming });
     // This page's own actions already drew their result (the action's response); redrawing
     // from the event too could land on top of the next action's response with older state.
@@ -394,13 +413,15 @@
     if (target && (target.id === "pane")) {
       announcePresence();
       markActive();
+      readOpenConversation();
       closeNav();
       const main = document.getElementById("main");
       // Focus the thread so screen readers land in the conversation and j/k keep working.
       if (main && !document.activeElement.closest("#pane")) document.getElementById("thread")?.focus({ preventScroll: true });
     }
+    if (target && target.id === "thread") readOpenConversation();  // new messages shown
     if (target && (target.id === "list-region" || target.id === "list-results" || target.closest?.("#rows"))) {
-      applyUnread(); markActive(); renderPresence(); updateBulk();
+      markActive(); renderPresence(); updateBulk();
     }
     sortRows();
   });
@@ -412,7 +433,7 @@
       e.detail.headers["X-Thread-From"] = oldest.id.slice(4);
     }
   });
-  document.addEventListener("htmx:oobAfterSwap", () => { sortRows(); markActive(); applyUnread(); });
+  document.addEventListener("htmx:oobAfterSwap", () => { sortRows(); markActive(); });
   document.addEventListener("htmx:afterRequest", (e) => {
     const form = e.detail.elt;
     if (e.detail.successful && form instanceof HTMLFormElement && form.hasAttribute("data-reset-on-success")) {
@@ -538,6 +559,7 @@
       // With rows ticked, e and a act on them; otherwise on the open conversation.
       case "e": e.preventDefault(); if (!(checkedRows().length && submitBulk("resolve"))) submitShortcut("resolve"); break;
       case "a": e.preventDefault(); if (!(checkedRows().length && submitBulk("assign-me"))) submitShortcut("assign-me"); break;
+      case "u": e.preventDefault(); submitShortcut("unread"); break;
       case "x": e.preventDefault(); toggleCurrentRow(); break;
       case "/": e.preventDefault(); $("#q")?.focus(); break;
       case "?": e.preventDefault(); openShortcuts(); break;
@@ -546,8 +568,8 @@
   });
 
   // ---------------------------------------------------------------- start
-  applyUnread();
   markActive();
+  readOpenConversation();
   updateBulk();
   scrollThreadToEnd();
   if (config) { setLive("connecting"); connect(); }

@@ -1,7 +1,7 @@
 """events: dead letters (failed_at) apart from delivered events
 
 Revision ID: 0012
-Revises: 0013
+Revises: 0011
 Create Date: 2026-12-06 15:00:00
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 from frontdesk.db.base import UTCDateTime
 
 revision: str = "0012"
-down_revision: str | None = "0013"
+down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,6 +1,6 @@
 """e-mail: who wrote the mails a customer forwarded (email_messages.forwarded)
 
-Revision ID: 0013
+Revision ID: 0011
 Revises: 0010
 Create Date: 2026-12-06 15:00:00
 """
@@ -14,7 +14,7 @@ from alembic import op
 
 from frontdesk.db.base import JsonDoc
 
-revision: str = "0013"
+revision: str = "0011"
 down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
