@@ -9,6 +9,7 @@ flash on the same page.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Annotated, Any
 
 from fastapi import Form, Request
@@ -263,54 +264,52 @@ async def tags_page(request: Request, db: DbSession, agent: AdminAgent) -> Respo
                        contact_tags=await contact_tags.list_contact_tag_usage(db, agent.principal))
 
 
-@router.post("/admin/tags/rename")
-async def rename_tag(
-    request: Request, db: DbSession, agent: AdminAgent,
-    name: Annotated[str, Form(max_length=100)], new_name: Annotated[str, Form(max_length=200)],
-) -> Response:
+async def _change_then_back(request: Request, change: Awaitable[object], done: str,
+                            back: str) -> Response:
+    """Run a service change; back to `back` with `done` flashed, or with the refusal."""
     try:
-        await tag_vocabulary.rename_tag(db, agent.principal, name, new_name)
+        await change
     except FrontdeskError as exc:
-        return _refused(request, exc, "/app/admin/tags")
-    flash(request, N_("The tag is renamed on every conversation."))
-    return redirect(request, "/app/admin/tags")
+        return _refused(request, exc, back)
+    flash(request, done)
+    return redirect(request, back)
+
+
+_TagName = Annotated[str, Form(max_length=100)]
+_NewTagName = Annotated[str, Form(max_length=200)]
+_CONTACT_TAGS = "/app/admin/tags#contact-tags-title"
+
+
+@router.post("/admin/tags/rename")
+async def rename_tag(request: Request, db: DbSession, agent: AdminAgent, name: _TagName,
+                     new_name: _NewTagName) -> Response:
+    return await _change_then_back(
+        request, tag_vocabulary.rename_tag(db, agent.principal, name, new_name),
+        N_("The tag is renamed on every conversation."), "/app/admin/tags")
 
 
 @router.post("/admin/tags/delete")
-async def delete_tag(
-    request: Request, db: DbSession, agent: AdminAgent, name: Annotated[str, Form(max_length=100)],
-) -> Response:
-    try:
-        await tag_vocabulary.delete_tag(db, agent.principal, name)
-    except FrontdeskError as exc:
-        return _refused(request, exc, "/app/admin/tags")
-    flash(request, N_("The tag is deleted from every conversation."))
-    return redirect(request, "/app/admin/tags")
+async def delete_tag(request: Request, db: DbSession, agent: AdminAgent,
+                     name: _TagName) -> Response:
+    return await _change_then_back(
+        request, tag_vocabulary.delete_tag(db, agent.principal, name),
+        N_("The tag is deleted from every conversation."), "/app/admin/tags")
 
 
 @router.post("/admin/contact-tags/rename")
-async def rename_contact_tag(
-    request: Request, db: DbSession, agent: AdminAgent,
-    name: Annotated[str, Form(max_length=100)], new_name: Annotated[str, Form(max_length=200)],
-) -> Response:
-    try:
-        await contact_tags.rename_contact_tag(db, agent.principal, name, new_name)
-    except FrontdeskError as exc:
-        return _refused(request, exc, "/app/admin/tags#contact-tags-title")
-    flash(request, N_("The tag is renamed on every contact."))
-    return redirect(request, "/app/admin/tags#contact-tags-title")
+async def rename_contact_tag(request: Request, db: DbSession, agent: AdminAgent,
+                             name: _TagName, new_name: _NewTagName) -> Response:
+    return await _change_then_back(
+        request, contact_tags.rename_contact_tag(db, agent.principal, name, new_name),
+        N_("The tag is renamed on every contact."), _CONTACT_TAGS)
 
 
 @router.post("/admin/contact-tags/delete")
-async def delete_contact_tag(
-    request: Request, db: DbSession, agent: AdminAgent, name: Annotated[str, Form(max_length=100)],
-) -> Response:
-    try:
-        await contact_tags.delete_contact_tag(db, agent.principal, name)
-    except FrontdeskError as exc:
-        return _refused(request, exc, "/app/admin/tags#contact-tags-title")
-    flash(request, N_("The tag is deleted from every contact."))
-    return redirect(request, "/app/admin/tags#contact-tags-title")
+async def delete_contact_tag(request: Request, db: DbSession, agent: AdminAgent,
+                             name: _TagName) -> Response:
+    return await _change_then_back(
+        request, contact_tags.delete_contact_tag(db, agent.principal, name),
+        N_("The tag is deleted from every contact."), _CONTACT_TAGS)
 
 
 # --- webhooks ---------------------------------------------------------------------------
