@@ -72,8 +72,11 @@ messages: $(STAMP)
 browser:
 	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 
+# Without npm or a network the rest of the suite still runs: the accessibility tests then
+# fail under CI=1 (skip loudly otherwise) and say why.
 $(AXE):
-	npm install --prefix .cache/axe-core --no-save --no-package-lock --no-audit --no-fund axe-core@4
+	npm install --prefix .cache/axe-core --no-save --no-package-lock --no-audit --no-fund axe-core@4 \
+		|| echo "axe-core could not be installed from npm: the accessibility tests will not run"
 
 axe: $(AXE)
 

@@ -5,6 +5,7 @@ in the order the eye reads them, every stop showing where the focus is."""
 
 from __future__ import annotations
 
+import itertools
 import os
 from pathlib import Path
 from typing import Any
@@ -190,3 +191,139 @@ def test_every_main_page_passes_the_wcag_a_and_aa_rules_of_axe(
     failures = [f"{name}: {line}" for name, lines in report.items() for line in lines]
     assert not failures, (f"{len(failures)} accessibility violations ({locale}):\n"
                           + "\n".join(failures))
+
+
+# --- the keyboard ---------------------------------------------------------------------
+
+# Remembers every element's outline and shadow while nothing is focused, so a focus stop
+# can tell what focusing it changed.
+_REMEMBER_UNFOCUSED = """() => {
+    const look = el => {
+        const s = getComputedStyle(el);
+        return `${s.outlineStyle} ${s.outlineWidth} ${s.outlineColor}|${s.boxShadow}`;
+    };
+    window.__unfocused = new WeakMap();
+    for (const el of document.querySelectorAll('*')) window.__unfocused.set(el, look(el));
+    window.__previous = null;
+}"""
+
+# Where the focus is now, where the previous stop is now (scrolled lists move), which of the
+# regions holds it, and whether the element or one of its three nearest ancestors gained
+# an outline or a box-shadow (in a colour at least half opaque) by being focused.
+_FOCUS_STOP = r"""regions => {
+    const el = document.activeElement;
+    const shown = e => { let n = e;  // a visually hidden control is seen where its label is
+        while (n && n.getBoundingClientRect().width < 2) n = n.parentElement;
+        return n || e; };
+    const box = e => { if (!e || !e.isConnected) return null;
+        const r = shown(e).getBoundingClientRect();
+        return {top: r.top, bottom: r.bottom, left: r.left, right: r.right}; };
+    const look = e => { const s = getComputedStyle(e);
+        return {outline: s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) > 0
+                         ? `${s.outlineStyle} ${s.outlineWidth} ${s.outlineColor}` : null,
+                shadow: s.boxShadow !== 'none' ? s.boxShadow : null}; };
+    let indicator = null;
+    for (let n = el, up = 0; n && n !== document.body && up < 4 && !indicator;
+         n = n.parentElement, up++) {
+        const now = look(n);
+        const before = window.__unfocused.get(n);
+        for (const value of [now.outline, now.shadow]) {
+            // A faint glow is not an indicator: its colour must be at least half opaque.
+            const faint = /rgba\([^)]*,\s*0(\.[0-4]\d*)?\)/.test(value || '');
+            if (value && !faint && !(before || '').includes(value)) { indicator = value; break; }
+        }
+    }
+    const region = regions.findIndex(selector => el.closest(selector));
+    const name = (el.getAttribute('aria-label') || el.innerText || el.value || el.name || '')
+        .trim().replace(/\s+/g, ' ').slice(0, 40);
+    const stop = {what: `${el.tagName.toLowerCase()}${el.id ? '#' + el.id : ''} "${name}"`,
+                  region, box: box(el), previous: box(window.__previous), indicator,
+                  inside_previous: !!window.__previous && window.__previous !== el
+                                   && window.__previous.contains(el),
+                  body: el === document.body};
+    window.__previous = el;
+    return stop;
+}"""
+
+
+def _tab_through(page: Any, regions: list[str]) -> list[dict[str, Any]]:
+    """Every stop of Tab from the top of the page until the focus leaves the page or comes
+    round again."""
+    page.evaluate("() => document.activeElement && document.activeElement.blur()")
+    page.evaluate(_REMEMBER_UNFOCUSED)
+    stops: list[dict[str, Any]] = []
+    for _ in range(250):
+        page.keyboard.press("Tab")
+        stop = page.evaluate(_FOCUS_STOP, regions)
+        if stop["body"] or (stops and stop["what"] == stops[0]["what"]):
+            break
+        stops.append(stop)
+    return stops
+
+
+def _out_of_order(stops: list[dict[str, Any]], rtl: bool) -> list[str]:
+    """Stops the eye would not reach next: a region visited before the previous one, or,
+    inside a region, an element above the previous one, or on its line but behind it (to
+    the left in English, to the right in Arabic)."""
+    problems = []
+    for before, stop in itertools.pairwise(stops):
+        if stop["region"] < before["region"]:
+            problems.append(f"{stop['what']} (region {stop['region']}) after "
+                            f"{before['what']} (region {before['region']})")
+            continue
+        if (stop["region"] > before["region"] or stop["inside_previous"]
+                or not stop["previous"] or not stop["box"]):
+            continue  # a new region, or into a container (the thread) after the container
+        now, prev = stop["box"], stop["previous"]
+        if now["top"] >= prev["bottom"] - 2:
+            continue  # below
+        same_line = now["top"] < prev["bottom"] and prev["top"] < now["bottom"]
+        centre, prev_centre = (now["left"] + now["right"]) / 2, (prev["left"] + prev["right"]) / 2
+        onward = centre < prev_centre if rtl else centre > prev_centre
+        if not (same_line and onward):
+            problems.append(f"{stop['what']} {now} after {before['what']} {prev}")
+    return problems
+
+
+def _check_keyboard_walk(page: Any, regions: list[str], rtl: bool) -> list[str]:
+    stops = _tab_through(page, regions)
+    assert len(stops) > 10, stops
+    unseen = [s["what"] for s in stops if not s["indicator"]]
+    outside = [s["what"] for s in stops if s["region"] < 0]
+    return ([f"no visible focus: {what}" for what in unseen]
+            + [f"outside the known regions: {what}" for what in outside]
+            + [f"out of order: {problem}" for problem in _out_of_order(stops, rtl)])
+
+
+@pytest.mark.parametrize("locale", ["en", "ar"])
+def test_tab_follows_the_reading_order_and_every_stop_shows_the_focus(
+    browser: Any, web_server: WebServer, locale: str,
+) -> None:
+    world = make_world(web_server, locale=locale, conversations=3)
+    conversation_id, _ = _conversation_with_email_and_api_messages(world)
+    ctx = browser.new_context(viewport={"width": 1400, "height": 900}, locale=locale)
+    ctx.set_default_timeout(TIMEOUT)
+    rtl = locale == "ar"
+    problems: dict[str, list[str]] = {}
+    try:
+        page = ctx.new_page()
+        page.goto(f"{world.server.url}/app/login?lang={locale}")
+        page.locator("#email").fill(world.anna.email)
+        page.locator("#password").fill(world.anna.password)
+        page.locator("form button[type=submit]").click()
+        page.wait_for_url("**/app/inbox**")
+
+        page.goto(f"{world.server.url}/app/inbox?view=all")
+        wait_live(page)
+        problems["inbox"] = _check_keyboard_walk(
+            page, [".skip-link", "#sidebar", "#list-region", "#main"], rtl)
+
+        page.goto(f"{world.server.url}/app/conversations/{conversation_id}?view=all")
+        wait_live(page)
+        problems["conversation"] = _check_keyboard_walk(
+            page, [".skip-link", "#sidebar", "#list-region", "#conv-head", ".conv-main",
+                   "#contact-panel"], rtl)
+    finally:
+        ctx.close()
+    found = [f"{name}: {line}" for name, lines in problems.items() for line in lines]
+    assert not found, f"{len(found)} keyboard problems ({locale}):\n" + "\n".join(found)
