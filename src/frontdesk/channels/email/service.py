@@ -215,7 +215,8 @@ async def _load_routes(runtime: Runtime, condition: Any) -> list[InboxRoute]:
             select(SupportAddress.workspace_id, SupportAddress.inbox_id, SupportAddress.address,
                    Inbox.settings)
             .join(Inbox, Inbox.id == SupportAddress.inbox_id)
-            .where(condition)
+            # A disabled inbox receives nothing: its addresses route nowhere (SMTP 550).
+            .where(condition, Inbox.disabled_at.is_(None))
         )).all()
     by_inbox: dict[int, list[Any]] = {}
     for row in rows:
