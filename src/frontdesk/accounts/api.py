@@ -83,15 +83,15 @@ async def list_deactivated_users(db: DbSession, principal: AdminPrincipal) -> li
     return [_user_out(u, r) for u, r in await service.list_former_members(db, principal)]
 
 
-@router.post("/users/{user_id}/reactivate", response_model=UserOut, status_code=201,
+@router.post("/users/{former_user_id}/reactivate", response_model=UserOut, status_code=201,
              responses={409: {"model": ErrorOut,
                               "description": "a member already (code already_member)"}})
 async def reactivate_user(
-    user_id: PathId, body: RoleChange, db: DbSession, principal: AdminPrincipal
+    former_user_id: PathId, body: RoleChange, db: DbSession, principal: AdminPrincipal
 ) -> UserOut:
     """Make a deactivated member a member again with `role`. Their API tokens stay revoked;
     teams and conversations are not given back. Event `member.reactivated`."""
-    user = await service.reactivate_member(db, principal, user_id, body.role)
+    user = await service.reactivate_member(db, principal, former_user_id, body.role)
     forget_cached_tokens()
     return _user_out(user, body.role)
 
