@@ -167,3 +167,48 @@ async def test_a_merged_conversation_points_to_its_survivor_and_refuses_replies_
     assert [m["content"] for m in messages] == [f"Merged into #{survivor}"]
     state = (await api.get(f"/api/v1/conversations/{merged}", headers=ws.admin.headers)).json()
     assert state["status"] == "closed" and state["merged_into_id"] == survivor
+
+
+async def test_snoozing_until_a_chosen_time_reads_it_in_the_agents_zone(
+    browser_client: MakeClient, factory: Factory, api: httpx.AsyncClient,
+) -> None:
+    ws = await factory.workspace()
+    cid = (await factory.conversation(ws))["conversation_id"]
+    client, token = await signed_in(browser_client, ws.admin)
+    r = await client.post("/app/settings/preferences",
+                          data={"locale": "en", "time_zone": "Asia/Tokyo", "csrf_token": token})
+    assert r.status_code == 303
+    page = await client.get(f"/app/conversations/{cid}")
+    assert f'id="snooze-until-{cid}" type="datetime-local"' in page.text
+
+    r = await client.post(f"/app/conversations/{cid}/status",
+                          data={"status": "snoozed", "snooze": "custom",
+                                "snooze_until": "2099-06-01T09:00", "csrf_token": token},
+                          headers={"HX-Request": "true"})
+    assert r.status_code == 200, r.text
+    conversation = (await api.get(f"/api/v1/conversations/{cid}",
+                                  headers=ws.admin.headers)).json()
+    assert conversation["status"] == "snoozed"
+    assert conversation["snoozed_until"].startswith("2099-06-01T00:00:00")  # 09:00 in Tokyo
+
+
+async def test_snoozing_until_a_past_or_unreadable_time_is_refused_in_the_agents_language(
+    browser_client: MakeClient, factory: Factory, api: httpx.AsyncClient,
+) -> None:
+    ws = await factory.workspace()
+    cid = (await factory.conversation(ws))["conversation_id"]
+    client, token = await signed_in(browser_client, ws.admin)
+    r = await client.post("/app/settings/preferences",
+                          data={"locale": "ru", "time_zone": "UTC", "csrf_token": token})
+    assert r.status_code == 303
+    for value, english in (("2001-01-01T09:00", "Choose a time in the future to snooze until."),
+                           ("soon", "Choose a date and time to snooze until.")):
+        r = await client.post(f"/app/conversations/{cid}/status",
+                              data={"status": "snoozed", "snooze": "custom",
+                                    "snooze_until": value, "csrf_token": token},
+                              headers={"HX-Request": "true"})
+        assert r.status_code == 422, r.text
+        assert "toast" in r.text and english not in r.text  # said in Russian
+    conversation = (await api.get(f"/api/v1/conversations/{cid}",
+                                  headers=ws.admin.headers)).json()
+    assert conversation["status"] == "open" and conversation["snoozed_until"] is None

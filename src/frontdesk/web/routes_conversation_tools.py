@@ -21,7 +21,7 @@ from frontdesk.core.errors import InvalidInput
 from frontdesk.core.ids import PathId
 from frontdesk.db.base import utcnow
 from frontdesk.web.i18n import N_
-from frontdesk.web.pages import base_context, redirect, web_router
+from frontdesk.web.pages import base_context, local_time, redirect, web_router
 from frontdesk.web.session import Agent, CurrentAgent
 from frontdesk.web.templating import render
 
@@ -66,13 +66,7 @@ async def move_message(
 
 def _local_time(value: str, agent: Agent) -> datetime:
     """A `datetime-local` field's value, read in the agent's own time zone."""
-    try:
-        naive = datetime.fromisoformat(value.strip())
-    except ValueError as exc:
-        raise InvalidInput(N_("Choose a date and time to send it."), code="bad_send_at") from exc
-    if naive.tzinfo is not None:
-        return naive
-    return naive.replace(tzinfo=agent.tz)
+    return local_time(value, agent, N_("Choose a date and time to send it."), "bad_send_at")
 
 
 def _form_error(exc: ValidationError) -> InvalidInput:
