@@ -8,19 +8,21 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import Form, Request
+from fastapi import Form, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from frontdesk.canned import service as canned
 from frontdesk.conversations import merging, scheduling
+from frontdesk.conversations import service as conversations
 from frontdesk.conversations.schemas import MoveIn, ScheduledMessageIn, ScheduledMessageUpdate
 from frontdesk.core.deps import DbSession
 from frontdesk.core.errors import InvalidInput
 from frontdesk.core.ids import PathId
 from frontdesk.db.base import utcnow
 from frontdesk.web.i18n import N_
+from frontdesk.web.inbox import contact_history
 from frontdesk.web.pages import base_context, local_time, redirect, web_router
 from frontdesk.web.session import Agent, CurrentAgent
 from frontdesk.web.templating import render
@@ -45,6 +47,24 @@ async def merge_into(
     target = _conversation_id(target_id)
     await merging.merge_conversations(db, agent.principal, target, conversation_id)
     return redirect(request, f"/app/conversations/{target}")
+
+
+@router.get("/conversations/{conversation_id}/messages/{message_id}/move-targets")
+async def move_targets(
+    conversation_id: PathId, message_id: PathId, request: Request, db: DbSession,
+    agent: CurrentAgent, q: Annotated[str, Query(max_length=200)] = "",
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> Response:
+    """The contact's conversations a message can move to, a page at a time: those whose
+    number or subject matches `q` (the move menu's search), and a "Show more" for the
+    next page. Merged ones are left out: they take no messages."""
+    conversation = await conversations.get_conversation(db, agent.principal, conversation_id)
+    targets, next_cursor = await contact_history(
+        db, agent.principal, conversation.contact_id, exclude=conversation.id, cursor=cursor,
+        q=q, merged=False)
+    return render(request, "partials/move_targets.html", base_context(
+        request, agent, conversation_id=conversation.id, message_id=message_id,
+        targets=targets, targets_cursor=next_cursor, q=q, searched=bool(q.strip())))
 
 
 @router.post("/conversations/{conversation_id}/messages/{message_id}/move")
