@@ -142,6 +142,24 @@ async def test_the_smtp_server_refuses_mail_for_a_disabled_inbox_but_replies_sti
     assert await rcpt_code(smtp, sender, address) == 250
 
 
+async def test_quarantined_mail_of_a_disabled_inbox_waits_until_it_is_enabled(
+    api: httpx.AsyncClient, factory: Factory, smtp: SmtpServer
+) -> None:
+    ws = await factory.api_workspace()
+    inbox_id, address = await factory.email_inbox(ws)
+    sender = f"{unique('customer')}@customer.example"
+    anonymous = f"To: {address}\r\nSubject: {unique('who')}\r\n\r\nno sender\r\n".encode()
+    client = aiosmtplib.SMTP(hostname="127.0.0.1", port=smtp.bound_port, start_tls=False)
+    async with client:
+        await client.sendmail(sender, [address], anonymous)
+    [quarantined] = (await api.get("/api/v1/email/quarantine",
+                                   headers=ws.admin.headers)).json()
+    await api.patch(f"/api/v1/inboxes/{inbox_id}", headers=ws.admin.headers,
+                    json={"disabled": True})
+    assert_error(await api.post(f"/api/v1/email/quarantine/{quarantined['id']}/reprocess",
+                                headers=ws.admin.headers), 409, "inbox_disabled")
+
+
 async def test_imap_polling_stops_while_the_inbox_is_disabled(
     api: httpx.AsyncClient, factory: Factory, runtime: Runtime, dovecot: Dovecot,
 ) -> None:
