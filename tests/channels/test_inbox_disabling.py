@@ -142,7 +142,7 @@ async def test_the_smtp_server_refuses_mail_for_a_disabled_inbox_but_replies_sti
     assert await rcpt_code(smtp, sender, address) == 250
 
 
-async def test_quarantined_mail_of_a_disabled_inbox_waits_until_it_is_enabled(
+async def test_quarantined_mail_of_a_disabled_inbox_is_not_reprocessed_into_it(
     api: httpx.AsyncClient, factory: Factory, smtp: SmtpServer
 ) -> None:
     ws = await factory.api_workspace()
