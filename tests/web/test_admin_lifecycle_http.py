@@ -7,6 +7,7 @@ from __future__ import annotations
 import httpx
 
 from frontdesk.accounts.models import Role
+from frontdesk.runtime import Runtime
 from tests.apitools import assert_error
 from tests.factories import Factory, unique
 from tests.web.test_admin_and_contacts_http import (  # noqa: F401 (a fixture)
@@ -14,6 +15,7 @@ from tests.web.test_admin_and_contacts_http import (  # noqa: F401 (a fixture)
     browser_client,
     open_browser,
 )
+from tests.web.test_email_admin_http import _quarantined
 
 
 async def test_an_admin_deletes_a_team_and_its_conversations_lose_only_the_team(
@@ -69,6 +71,19 @@ async def test_an_admin_disables_an_inbox_the_list_says_so_and_enables_it_again(
     assert "The inbox is enabled: it takes messages again." in after.text
     assert f'id="inbox-state-{inbox_id}"' not in after.text
     await factory.incoming(ws, inbox_id)
+
+
+async def test_quarantined_mail_of_a_disabled_inbox_is_refused_in_the_admins_language(
+    browser_client: MakeClient, factory: Factory, api: httpx.AsyncClient,  # noqa: F811
+    runtime: Runtime,
+) -> None:
+    ws = await factory.workspace()
+    inbox_id, address = await factory.email_inbox(ws)
+    broken = await _quarantined(runtime, address)
+    admin = await open_browser(browser_client, ws.admin)
+    await admin.follow(f"/app/admin/inboxes/{inbox_id}/disable")
+    refused = await admin.follow(f"/app/admin/quarantine/{broken}/reprocess")
+    assert "This inbox is disabled; an admin can enable it again." in refused.text
 
 
 async def test_an_admin_reactivates_a_deactivated_member_with_the_role_they_choose(
