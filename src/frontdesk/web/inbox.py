@@ -82,7 +82,10 @@ class InboxFilters:
             channel=channel,
             team_id=_int(params.get("team_id")),
             tag=tag,
-            priority=",".join(_choices(params.get("priority"), PRIORITIES)) or None,
+            # "urgent,high" (links, saved views) or priority=urgent&priority=high (the
+            # filter's checkboxes): the same filter.
+            priority=",".join(_choices(",".join(params.getlist("priority")), PRIORITIES))
+            or None,
             assignee=_int(params.get("assignee")) if view == "all" else None,
             q=q,
             sort=sort if sort in SORTS else ConversationSort.NEWEST.value,
@@ -362,12 +365,13 @@ async def load_thread(
 
 async def contact_history(
     db: AsyncSession, principal: Principal, contact_id: int, *, exclude: int,
-    cursor: str | None = None,
+    cursor: str | None = None, q: str | None = None, merged: bool = True,
 ) -> tuple[list[Row], str | None]:
     """A page of the contact's other conversations (newest activity first) and the next
-    page's cursor."""
+    page's cursor; `q` and `merged` narrow them (see queries.contact_conversations)."""
     others, next_cursor = await queries.contact_conversations(
-        db, principal, contact_id, limit=HISTORY_PAGE, cursor=cursor, exclude=exclude)
+        db, principal, contact_id, limit=HISTORY_PAGE, cursor=cursor, exclude=exclude, q=q,
+        merged=merged)
     outs = await conversations.to_out_many(db, others)
     previews = await queries.last_message_previews(db, principal, [c.id for c in outs])
     return ([Row(conversation=c, contact_name="", preview=previews.get(c.id)) for c in outs],

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from typing import Annotated, Any
 
-from fastapi import Form, Request
+from fastapi import BackgroundTasks, Form, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
 
@@ -90,8 +90,10 @@ async def users_page(request: Request, db: DbSession, agent: SupervisorAgent) ->
         for user_id in member_ids:
             teams_of.setdefault(user_id, []).append(team.name)
     admins = sum(1 for _, role in members if role is Role.ADMIN)
+    former = (await accounts.list_former_members(db, agent.principal)
+              if agent.principal.role.at_least(Role.ADMIN) else [])
     return _admin_page(request, agent, "admin/users.html", "users", members=members,
-                       teams_of=teams_of, admins=admins, roles=list(Role))
+                       teams_of=teams_of, admins=admins, roles=list(Role), former=former)
 
 
 @router.post("/admin/users")
@@ -152,6 +154,23 @@ async def deactivate_user(
     return redirect(request, "/app/admin/users")
 
 
+@router.post("/admin/users/{user_id}/reactivate")
+async def reactivate_user(
+    user_id: PathId, request: Request, db: DbSession, agent: AdminAgent,
+    role: Annotated[str, Form(max_length=20)] = Role.AGENT.value,
+) -> Response:
+    try:
+        new_role = Role(role)
+    except ValueError as exc:
+        raise InvalidInput(N_("Choose a role."), code="bad_role") from exc
+    try:
+        await accounts.reactivate_member(db, agent.principal, user_id, new_role)
+    except FrontdeskError as exc:
+        return _refused(request, exc, "/app/admin/users")
+    flash(request, N_("The member is back, with the role you chose."))
+    return redirect(request, "/app/admin/users")
+
+
 # --- teams ------------------------------------------------------------------------------
 
 
@@ -189,6 +208,15 @@ async def rename_team(
     except FrontdeskError as exc:
         return _refused(request, exc, "/app/admin/teams")
     flash(request, N_("The team is renamed."))
+    return redirect(request, "/app/admin/teams")
+
+
+@router.post("/admin/teams/{team_id}/delete")
+async def delete_team(
+    team_id: PathId, request: Request, db: DbSession, agent: AdminAgent
+) -> Response:
+    await accounts.delete_team(db, agent.principal, team_id)
+    flash(request, N_("The team is deleted; its conversations no longer have a team."))
     return redirect(request, "/app/admin/teams")
 
 
@@ -250,6 +278,28 @@ async def rename_inbox(
         return redirect(request, "/app/admin/inboxes")
     await channels.rename_inbox(db, agent.principal, inbox_id, name.strip())
     flash(request, N_("The inbox is renamed."))
+    return redirect(request, "/app/admin/inboxes")
+
+
+@router.post("/admin/inboxes/{inbox_id}/disable")
+async def disable_inbox(
+    inbox_id: PathId, request: Request, db: DbSession, agent: AdminAgent, runtime: RuntimeDep,
+    background: BackgroundTasks,
+) -> Response:
+    await channels.disable_inbox(db, agent.principal, inbox_id)
+    background.add_task(runtime.imap_pollers.wake)  # after the commit: stop its mailbox
+    flash(request, N_("The inbox is disabled: it takes no new messages."))
+    return redirect(request, "/app/admin/inboxes")
+
+
+@router.post("/admin/inboxes/{inbox_id}/enable")
+async def enable_inbox(
+    inbox_id: PathId, request: Request, db: DbSession, agent: AdminAgent, runtime: RuntimeDep,
+    background: BackgroundTasks,
+) -> Response:
+    await channels.enable_inbox(db, agent.principal, inbox_id)
+    background.add_task(runtime.imap_pollers.wake)
+    flash(request, N_("The inbox is enabled: it takes messages again."))
     return redirect(request, "/app/admin/inboxes")
 
 

@@ -204,6 +204,12 @@ async def inbox_route(runtime: Runtime, inbox_id: int) -> InboxRoute:
         return hit[1]
     routes = await _load_routes(runtime, SupportAddress.inbox_id == inbox_id)
     if not routes:
+        async with runtime.read_sessions() as session:
+            disabled = (await session.execute(select(Inbox.disabled_at).where(
+                Inbox.id == inbox_id))).scalar_one_or_none()
+        if disabled is not None:
+            raise Conflict(f"Inbox {inbox_id} is disabled and takes no new messages; an "
+                           "admin can enable it again", code="inbox_disabled")
         raise NoInboxForRecipients(f"Inbox {inbox_id} has no support address")
     _remember(database, f"#{inbox_id}", routes[0], now)
     return routes[0]
@@ -215,7 +221,8 @@ async def _load_routes(runtime: Runtime, condition: Any) -> list[InboxRoute]:
             select(SupportAddress.workspace_id, SupportAddress.inbox_id, SupportAddress.address,
                    Inbox.settings)
             .join(Inbox, Inbox.id == SupportAddress.inbox_id)
-            .where(condition)
+            # A disabled inbox receives nothing: its addresses route nowhere (SMTP 550).
+            .where(condition, Inbox.disabled_at.is_(None))
         )).all()
     by_inbox: dict[int, list[Any]] = {}
     for row in rows:
