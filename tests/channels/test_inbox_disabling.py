@@ -24,15 +24,13 @@ from tests.channels.email.mailmaker import make_mail
 from tests.core.test_admin_events import events_of
 from tests.dovecot import Dovecot
 from tests.factories import Factory, unique
-from tests.processes import free_port
+from tests.integration.email.smtp_tools import running_smtp_server
 
 
 @pytest.fixture
 async def smtp(runtime: Runtime) -> AsyncIterator[SmtpServer]:
-    server = SmtpServer(runtime, "127.0.0.1", free_port())
-    await server.start()
-    yield server
-    await server.stop()
+    async with running_smtp_server(runtime) as server:
+        yield server
 
 
 async def rcpt_code(server: SmtpServer, sender: str, recipient: str) -> int:
