@@ -26,7 +26,7 @@ import logging
 import random
 import ssl
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, parseaddr
@@ -53,6 +53,7 @@ from frontdesk.channels.email.models import (
     OutboundStatus,
     SupportAddress,
 )
+from frontdesk.channels.email.parsing import EmailAddress
 from frontdesk.channels.email.service import merged_conversations, thread_secret
 from frontdesk.channels.email.storage import attachment_store
 from frontdesk.channels.models import ChannelType, Inbox
@@ -93,11 +94,13 @@ class ReplyRecipients:
     subject: str | None
     to: str | None  # the contact's address (else the first participant's)
     to_name: str
-    cc: list[str]  # "Name <address>" of the other participants: reply-all
+    cc: list[str]  # "Name <address>" of the other participants: reply-all (header values)
+    cc_display: list[str] = field(default_factory=list)  # the same, names as written
 
     @property
     def to_display(self) -> str:
-        return formataddr((self.to_name, self.to)) if self.to else ""
+        """For the agent: the name as written (a header would RFC 2047-encode it)."""
+        return EmailAddress(self.to, self.to_name).readable if self.to else ""
 
 
 async def reply_recipients(session: AsyncSession, conversation_id: int) -> ReplyRecipients:
@@ -118,7 +121,9 @@ async def reply_recipients(session: AsyncSession, conversation_id: int) -> Reply
     # Names on one line: one stored before parsing made them so must not stop every reply.
     return ReplyRecipients(
         subject=conversation.subject, to=to, to_name=one_line(to_name),
-        cc=[formataddr((one_line(p.name), p.address)) for p in participants if p.address != to])
+        cc=[formataddr((one_line(p.name), p.address)) for p in participants if p.address != to],
+        cc_display=[EmailAddress(p.address, one_line(p.name)).readable
+                    for p in participants if p.address != to])
 
 
 async def reply_from_address(session: AsyncSession, inbox_id: int,
