@@ -188,6 +188,35 @@ async def test_to_and_cc_names_in_any_script_are_stored_decoded(
         ("王伟", wei), ("Ольга Петрова", olga), ("Lee, Ann", lee)]
 
 
+async def test_our_reply_all_stores_the_names_as_written_and_encodes_them_in_the_headers(
+        server: SmtpServer, relay: RecordingRelay, factory: Factory, runtime: Runtime,
+        api: httpx.AsyncClient) -> None:
+    ws = await factory.workspace()
+    _, address = await factory.email_inbox(ws)
+    sender, wei, olga = customer("s"), customer("wei"), customer("olga")
+    raw = make_mail(sender=f"{Header('ليلى أحمد', 'utf-8').encode()} <{sender}>", to=address,
+                    cc=[f"{Header('王伟', 'utf-8').encode()} <{wei}>",
+                        f"{Header('Ольга Петрова', 'utf-8').encode()} <{olga}>"],
+                    subject="Names")
+    await mail_in(server, raw, sender, address)
+    [first] = await stored_messages(api, ws)
+    sent = await agent_reply(api, runtime, relay, ws, first["conversation_id"], sender)
+    # On the wire: RFC 2047 words, which read back as the names.
+    headers = sent.raw.split(b"\r\n\r\n", 1)[0]
+    assert b"=?utf-8?" in headers and "王伟".encode() not in headers
+    assert getaddresses([sent.message["To"]]) == [("ليلى أحمد", sender)]
+    assert sorted(getaddresses([sent.message["Cc"]])) == sorted(
+        [("王伟", wei), ("Ольга Петрова", olga)])
+    # In our record of it: as written.
+    reply = [m for m in await thread(api, ws, first["conversation_id"])
+             if m["message_type"] == "outgoing"][-1]
+    record = (await api.get(f"/api/v1/messages/{reply['id']}/email",
+                            headers=ws.admin.headers)).json()
+    assert record["to_addresses"] == [f"ليلى أحمد <{sender}>"]
+    assert sorted(record["cc_addresses"]) == sorted([f"王伟 <{wei}>",
+                                                     f"Ольга Петрова <{olga}>"])
+
+
 async def test_mail_routed_by_a_stale_cached_route_lands_in_the_inbox_now_owning_the_address(
         server: SmtpServer, factory: Factory, runtime: Runtime, api: httpx.AsyncClient
 ) -> None:
