@@ -5,13 +5,13 @@ writer in the mail block, and To/Cc names in any script shown as written."""
 from __future__ import annotations
 
 import re
-from email.header import Header
 from pathlib import Path
 
 from frontdesk.channels.email.service import receive_email
 from frontdesk.runtime import Runtime
-from tests.channels.email.mailmaker import make_mail, new_message_id
+from tests.channels.email.mailmaker import new_message_id
 from tests.factories import Factory
+from tests.integration.email.test_automatic_mail import as_written, encoded
 from tests.web.test_email_web import a_mail, customer
 from tests.web.test_web_http import MakeClient, browser_client, signed_in
 
@@ -76,12 +76,9 @@ async def test_to_and_cc_names_in_arabic_chinese_and_cyrillic_read_as_written(
     ws = await factory.workspace()
     _, address = await factory.email_inbox(ws)
     layla, wei, olga = customer(), customer(), customer()
-
-    def encoded(name: str, addr: str) -> str:
-        return f"{Header(name, 'utf-8').encode()} <{addr}>"
-
-    raw = make_mail(sender=customer(), to=f"{address}, {encoded('ليلى أحمد', layla)}",
-                    cc=[encoded("王伟", wei), encoded("Ольга Петрова", olga)], subject="Names")
+    raw = as_written(sender=customer(), to=f"{address}, {encoded('ليلى أحمد', layla)}",
+                     cc=f"{encoded('王伟', wei)}, {encoded('Ольга Петрова', olga)}",
+                     subject="Names")
     received = await receive_email(runtime, raw, inbox_id=None,
                                    envelope_recipients=[address], source="test")
     client, _ = await signed_in(browser_client, ws.admin)
