@@ -63,6 +63,7 @@ class InboxFilters:
     sort: str = ConversationSort.NEWEST.value
     saved: int | None = None  # the saved view these filters came from
     unread: bool = False  # only those unread for the agent looking (conversations.reads)
+    automatic: bool | None = None  # True: only those automatic mail opened; False: the others
 
     @classmethod
     def from_query(cls, params: QueryParams, *, default_view: str) -> InboxFilters:
@@ -91,6 +92,7 @@ class InboxFilters:
             sort=sort if sort in SORTS else ConversationSort.NEWEST.value,
             saved=_int(params.get("saved")),
             unread=params.get("unread") == "1",
+            automatic={"1": True, "0": False}.get(params.get("automatic") or ""),
         )
 
     @classmethod
@@ -108,6 +110,7 @@ class InboxFilters:
             inbox_id=filters.inbox_id, channel=filters.channel, team_id=filters.team_id,
             tag=filters.tag, priority=",".join(p.value for p in filters.priority) or None,
             assignee=assignee, q=filters.q, sort=filters.sort.value, saved=view_id,
+            automatic=filters.automatic,
         )
 
     def to_view(self) -> ViewFilters:
@@ -119,7 +122,7 @@ class InboxFilters:
             status=[ConversationStatus(s) for s in self.statuses], inbox_id=self.inbox_id,
             channel=self.channel, team_id=self.team_id, tag=self.tag,
             priority=[Priority(p) for p in self.priorities], assignee=assignee, q=self.q,
-            sort=ConversationSort(self.sort),
+            sort=ConversationSort(self.sort), automatic=self.automatic,
         )
 
     def params(self) -> dict[str, Any]:
@@ -127,7 +130,8 @@ class InboxFilters:
                 "channel": self.channel, "team_id": self.team_id, "tag": self.tag,
                 "priority": self.priority, "assignee": self.assignee, "q": self.q,
                 "sort": None if self.sort == ConversationSort.NEWEST.value else self.sort,
-                "saved": self.saved, "unread": 1 if self.unread else None}
+                "saved": self.saved, "unread": 1 if self.unread else None,
+                "automatic": None if self.automatic is None else int(self.automatic)}
 
     @property
     def statuses(self) -> list[str]:
@@ -154,7 +158,7 @@ class InboxFilters:
             inbox_id=self.inbox_id, channel=self.channel, assignee=assignee,
             team_id=self.team_id, tag=self.tag,
             priority=[Priority(p) for p in self.priorities] or None, q=self.q,
-            unread=True if self.unread else None,
+            unread=True if self.unread else None, automatic=self.automatic,
         )
 
     def matches(self, c: ConversationOut, me: int,
@@ -180,6 +184,8 @@ class InboxFilters:
         if self.team_id is not None and c.team_id != self.team_id:
             return False
         if self.tag and self.tag not in c.tags:
+            return False
+        if self.automatic is not None and c.automatic != self.automatic:
             return False
         return not (self.priorities and c.priority.value not in self.priorities)
 
