@@ -1,4 +1,4 @@
-"""Migration 0014 on a database that already holds e-mail conversations: a conversation
+"""Migration 0015 on a database that already holds e-mail conversations: a conversation
 that automatic mail opened, and that no person has written in since, is flagged
 automatic; any other is not."""
 
@@ -30,7 +30,7 @@ def _insert_record(conn: sa.Connection, table: sa.Table, **values: Any) -> None:
 
 
 def test_conversations_automatic_mail_opened_are_flagged(empty_database: str) -> None:
-    upgrade(empty_database, "0013")
+    upgrade(empty_database, "0014")
     engine = sa.create_engine(sync_url(empty_database))
     try:
         with engine.begin() as conn:
@@ -68,7 +68,7 @@ def test_conversations_automatic_mail_opened_are_flagged(empty_database: str) ->
             person_then_out_of_office = conversation(("incoming", None),
                                                      ("incoming", "auto-replied"))
             person = conversation(("incoming", None))
-        upgrade(empty_database, "0014")
+        upgrade(empty_database, "0015")
         with engine.connect() as conn:
             rows = dict(conn.execute(sa.text("SELECT id, automatic FROM conversations")).all())
     finally:

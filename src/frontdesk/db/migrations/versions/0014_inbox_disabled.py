@@ -1,6 +1,6 @@
 """inboxes: disabled_at, an admin's archiving of an inbox (no new messages)
 
-Revision ID: 0015
+Revision ID: 0014
 Revises: 0013
 Create Date: 2026-12-06 15:10:00
 """
@@ -14,7 +14,7 @@ from alembic import op
 
 from frontdesk.db.base import UTCDateTime
 
-revision: str = "0015"
+revision: str = "0014"
 # Another branch adds 0014; the merge re-chains this one after it.
 down_revision: str | None = "0013"
 branch_labels: str | Sequence[str] | None = None
