@@ -23,7 +23,7 @@ def test_a_conversation_is_snoozed_until_a_chosen_time(context: Any, world: Worl
     page.goto(f"{world.server.url}/app/conversations/{conversation_id}?view=all")
     page.wait_for_selector("#conversation")
 
-    page.get_by_label("More statuses").click()
+    page.get_by_title("More statuses").click()
     until = (datetime.now(UTC) + timedelta(days=2)).replace(hour=14, minute=45, second=0,
                                                             microsecond=0)
     page.get_by_label("Snooze until").fill(until.strftime("%Y-%m-%dT%H:%M"))  # agent in UTC
