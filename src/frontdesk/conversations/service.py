@@ -235,8 +235,10 @@ def _text_matches(
     short = short_term_indexes and search.is_short_term(q)
 
     def contains(column: SQLColumnExpression[Any]) -> ColumnElement[bool]:
-        matched = column.ilike(pattern, escape="\\")
-        return and_(search.short_grams_contain(column, q), matched) if short else matched
+        if not short:
+            return column.ilike(pattern, escape="\\")
+        return and_(search.short_grams_contain(column, q),
+                    search.unindexed(column).ilike(pattern, escape="\\"))
 
     contacts = select(Contact.id).where(
         Contact.workspace_id == workspace_id,
