@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from frontdesk.conversations import service
@@ -252,3 +252,27 @@ async def test_postgresql_answers_short_terms_from_the_short_term_index(
             # Through the index, with the ILIKE rechecking: the same answer as the scan.
             found = set((await session.execute(matches)).scalars())
             assert found == {ids[script]}, term
+
+
+async def test_no_trigram_index_can_serve_a_short_term_even_in_a_generic_plan(
+    backend: str, factory: Factory, runtime: Runtime
+) -> None:
+    """A generic plan does not see that the pattern is short, and at 1M messages PostgreSQL
+    chose to AND the trigram index (which a short pattern matches in full: 0.9 s) with the
+    short-term one. The ILIKE of a short term must give the trigram index nothing to read:
+    without the short-term index, with the table scan disabled, the plan still reads none."""
+    if not backend.startswith("postgresql"):
+        pytest.skip("SQLite has no trigram index")
+    await _workspace_in_four_scripts(factory)
+    async with runtime.sessions() as session:
+        # Dropped in the session's transaction, rolled back with it.
+        await session.execute(text("DROP INDEX ix_messages_content_short"))
+        await session.execute(text("SET LOCAL enable_seqscan = off"))
+        for term in ("Ка", "快递", "k"):
+            condition = service._contains(Message.content, term, short_term_index=True)
+            plan = await _plan(session, select(Message.id).where(condition), generic=True)
+            assert "_trgm" not in plan, (term, plan)
+        # A longer term's condition, in the same plan, does read it: the check can fail.
+        condition = service._contains(Message.content, "快递还", short_term_index=False)
+        plan = await _plan(session, select(Message.id).where(condition), generic=True)
+        assert "ix_messages_content_trgm" in plan, plan

@@ -231,14 +231,10 @@ def _text_matches(
     branch is a plain ILIKE that PostgreSQL answers from its trigram index, or from its
     short-term index for a term of one or two characters (db/search.py), while an OR
     spanning tables can use none and reads every message."""
-    pattern = _like(q)
     short = short_term_indexes and search.is_short_term(q)
 
     def contains(column: SQLColumnExpression[Any]) -> ColumnElement[bool]:
-        if not short:
-            return column.ilike(pattern, escape="\\")
-        return and_(search.short_grams_contain(column, q),
-                    search.unindexed(column).ilike(pattern, escape="\\"))
+        return _contains(column, q, short_term_index=short)
 
     contacts = select(Contact.id).where(
         Contact.workspace_id == workspace_id,
@@ -252,6 +248,17 @@ def _text_matches(
         select(Message.conversation_id).where(Message.workspace_id == workspace_id,
                                               contains(Message.content)),
     )
+
+
+def _contains(column: SQLColumnExpression[Any], q: str, *,
+              short_term_index: bool) -> ColumnElement[bool]:
+    """`column ILIKE '%q%'`; with `short_term_index` (a short term, on PostgreSQL) in the
+    shape the column's short-term index answers."""
+    pattern = _like(q)
+    if not short_term_index:
+        return column.ilike(pattern, escape="\\")
+    return and_(search.short_grams_contain(column, q),
+                search.unindexed(column).ilike(pattern, escape="\\"))
 
 
 # The same SQL text as the index on it (models.PRIORITY_RANK_SQL), never bound parameters:
