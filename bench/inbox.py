@@ -4,6 +4,7 @@ conversations and 1,000,000 messages in PostgreSQL.
     python bench/inbox.py                       # 100k conversations, 1M messages
     python bench/inbox.py --conversations 20000 --messages 200000 --requests 50
     python bench/inbox.py --keep                # leave the database for EXPLAIN ANALYZE
+    python bench/inbox.py --only search         # only the pages whose name has "search"
 
 It (re)creates the scratch database `frontdesk_bench_inbox` on 127.0.0.1:5432, migrates it,
 makes the people, teams and inboxes through the services, then fills conversations,
@@ -324,15 +325,16 @@ def fill(people: People, conversations: int, messages: int, seed: int = 7) -> Fi
                 at = created + step * k
                 if k % 2 == 0:
                     msgs.add(ws, cid, inbox, "incoming", "contact", contact, None,
-                             _text(rnd_msgs, 8, 40, chinese), None, Jsonb([]), None, "received", at)
+                             _text(rnd_msgs, 8, 40, chinese), None, Jsonb([]), None,
+                             "received", at)
                 elif rnd_msgs.random() < 0.15:
                     msgs.add(ws, cid, inbox, "note", "user", None, people.admin_id,
-                             _text(rnd_msgs, 4, 15, chinese), None, Jsonb([]), None, "sent", at)
+                             _text(rnd_msgs, 4, 15, chinese), None, Jsonb([]), None,
+                             "sent", at)
                 else:
                     msgs.add(ws, cid, inbox, "outgoing", "user", None,
                              rnd_msgs.choice(people.agent_ids), _text(rnd_msgs, 8, 50, chinese),
-                             None,
-                             Jsonb([]), None, "sent", at)
+                             None, Jsonb([]), None, "sent", at)
             written += n
             if n > longest[1] and n <= 60:
                 longest = (cid, n)
@@ -478,7 +480,7 @@ def pages(people: People, filled: Filled, more_cursor_path: str) -> Iterator[
     yield "search, CJK two, rare (赔偿)", f"/app/inbox?view=all&q={RARE_CJK_WORD}", {}
     yield "search, CJK two, no match (鲸鱼)", "/app/inbox?view=all&q=鲸鱼", {}
     yield "search, CJK three (查一下)", "/app/inbox?view=all&q=查一下", {}
-    yield "search, one letter, no match (x)", "/app/inbox?view=all&q=x", {}
+    yield "search, one letter, in every e-mail (x)", "/app/inbox?view=all&q=x", {}
     yield "search, one letter, common (a)", "/app/inbox?view=all&q=a", {}
     yield "search, CJK one, common (退)", "/app/inbox?view=all&q=退", {}
     yield "search, CJK one, no match (鲸)", "/app/inbox?view=all&q=鲸", {}
