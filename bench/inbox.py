@@ -4,6 +4,7 @@ conversations and 1,000,000 messages in PostgreSQL.
     python bench/inbox.py                       # 100k conversations, 1M messages
     python bench/inbox.py --conversations 20000 --messages 200000 --requests 50
     python bench/inbox.py --keep                # leave the database for EXPLAIN ANALYZE
+    python bench/inbox.py --only search         # only the pages whose name has "search"
 
 It (re)creates the scratch database `frontdesk_bench_inbox` on 127.0.0.1:5432, migrates it,
 makes the people, teams and inboxes through the services, then fills conversations,
@@ -73,6 +74,15 @@ WORDS = ("order", "delivery", "invoice", "refund", "account", "password", "the",
          "will", "it", "arrive", "thanks", "hello", "login", "code", "never", "arrives",
          "subscription", "cancel", "upgrade", "plan", "error", "page", "settings", "address",
          "change", "package", "tracking", "number", "support", "question", "about", "price")
+# One conversation in ten is in Chinese: words of one to three characters written without
+# spaces, so searching them means the short terms a trigram cannot serve.
+CJK_WORDS = ("订单", "快递", "退款", "发票", "账户", "密码", "我的", "没有", "收到", "请", "帮忙",
+             "查一下", "什么", "时候", "到", "谢谢", "你好", "登录", "验证码", "取消", "升级",
+             "套餐", "错误", "页面", "设置", "地址", "修改", "包裹", "物流", "单号", "客服",
+             "问题", "价格", "扣款", "两次", "已经", "还是", "不能", "使用", "应用")
+CHINESE_SHARE = 0.1
+# In about one Chinese message in 2,000: a rare term that does occur.
+RARE_CJK_WORD = "赔偿"
 STATUSES = (("open", 25), ("pending", 10), ("snoozed", 5), ("resolved", 50), ("closed", 10))
 PRIORITIES = (("none", 60), ("low", 10), ("medium", 15), ("high", 10), ("urgent", 5))
 
@@ -198,7 +208,12 @@ def _advance_sequence(conn: psycopg.Connection[Any], table: str) -> None:
                  f"(SELECT max(id) FROM {table}))")
 
 
-def _text(rnd: random.Random, low: int, high: int) -> str:
+def _text(rnd: random.Random, low: int, high: int, chinese: bool = False) -> str:
+    if chinese:
+        words = rnd.choices(CJK_WORDS, k=rnd.randint(low, high))
+        if rnd.random() < 0.0005:
+            words.insert(rnd.randrange(len(words) + 1), RARE_CJK_WORD)
+        return "".join(words) + "。"
     return " ".join(rnd.choices(WORDS, k=rnd.randint(low, high))).capitalize() + "."
 
 
@@ -246,7 +261,7 @@ def fill(people: People, conversations: int, messages: int, seed: int = 7) -> Fi
             "id", "workspace_id", "inbox_id", "contact_id", "status", "priority", "assignee_id",
             "team_id", "subject", "custom_fields", "snoozed_until", "first_response_at",
             "last_activity_at", "waiting_since", "created_at", "updated_at"))
-        spans: list[tuple[int, int, int, datetime, datetime]] = []
+        spans: list[tuple[int, int, int, datetime, datetime, bool]] = []
         tags_of: list[tuple[int, int]] = []
         for i in range(conversations):
             cid = first + i
@@ -266,10 +281,12 @@ def fill(people: People, conversations: int, messages: int, seed: int = 7) -> Fi
                        if active and rnd.random() < 0.6 else None)
             snoozed = now + timedelta(days=2) if status == "snoozed" else None
             contact = first_contact + rnd.randrange(contact_count)
+            chinese = rnd.random() < CHINESE_SHARE
             convs.add(cid, ws, inbox, contact, status, priority_of(rnd), assignee, team,
-                      f"Order {rnd.randint(10000, 99999)}: {_text(rnd, 2, 5)}", Jsonb({}),
-                      snoozed, created + timedelta(minutes=5), last, waiting, created, last)
-            spans.append((cid, inbox, contact, created, last))
+                      f"Order {rnd.randint(10000, 99999)}: {_text(rnd, 2, 5, chinese)}",
+                      Jsonb({}), snoozed, created + timedelta(minutes=5), last, waiting,
+                      created, last)
+            spans.append((cid, inbox, contact, created, last, chinese))
             if rnd.random() < 0.25:
                 for tag in rnd.sample(tag_ids, rnd.randint(1, 2)):
                     tags_of.append((cid, tag))
@@ -301,21 +318,23 @@ def fill(people: People, conversations: int, messages: int, seed: int = 7) -> Fi
         rnd_msgs = random.Random(seed + 1)
         longest = (0, 0)
         written = 0
-        for index, ((cid, inbox, contact, created, last), n) in enumerate(
+        for index, ((cid, inbox, contact, created, last, chinese), n) in enumerate(
                 zip(spans, counts, strict=True)):
             step = (last - created) / max(1, n)
             for k in range(n):
                 at = created + step * k
                 if k % 2 == 0:
                     msgs.add(ws, cid, inbox, "incoming", "contact", contact, None,
-                             _text(rnd_msgs, 8, 40), None, Jsonb([]), None, "received", at)
+                             _text(rnd_msgs, 8, 40, chinese), None, Jsonb([]), None,
+                             "received", at)
                 elif rnd_msgs.random() < 0.15:
                     msgs.add(ws, cid, inbox, "note", "user", None, people.admin_id,
-                             _text(rnd_msgs, 4, 15), None, Jsonb([]), None, "sent", at)
+                             _text(rnd_msgs, 4, 15, chinese), None, Jsonb([]), None,
+                             "sent", at)
                 else:
                     msgs.add(ws, cid, inbox, "outgoing", "user", None,
-                             rnd_msgs.choice(people.agent_ids), _text(rnd_msgs, 8, 50), None,
-                             Jsonb([]), None, "sent", at)
+                             rnd_msgs.choice(people.agent_ids), _text(rnd_msgs, 8, 50, chinese),
+                             None, Jsonb([]), None, "sent", at)
             written += n
             if n > longest[1] and n <= 60:
                 longest = (cid, n)
@@ -452,8 +471,19 @@ def pages(people: People, filled: Filled, more_cursor_path: str) -> Iterator[
     # A common word in a narrow view: too many matches to collect, so the view is walked
     # in its order with the condition on each conversation.
     yield "search q=tracking, resolved", "/app/inbox?view=all&status=resolved&q=tracking", {}
-    # Two letters: shorter than a trigram, no index can help.
+    # Terms shorter than a trigram: two letters nobody wrote, two common ones; Chinese
+    # words of two characters, common, rare and absent; single characters; and a Chinese
+    # word of three characters (the trigram index's).
     yield "search, two letters", "/app/inbox?view=all&q=zq", {}
+    yield "search, two letters, common (in)", "/app/inbox?view=all&q=in", {}
+    yield "search, CJK two, common (退款)", "/app/inbox?view=all&q=退款", {}
+    yield "search, CJK two, rare (赔偿)", f"/app/inbox?view=all&q={RARE_CJK_WORD}", {}
+    yield "search, CJK two, no match (鲸鱼)", "/app/inbox?view=all&q=鲸鱼", {}
+    yield "search, CJK three (查一下)", "/app/inbox?view=all&q=查一下", {}
+    yield "search, one letter, in every e-mail (x)", "/app/inbox?view=all&q=x", {}
+    yield "search, one letter, common (a)", "/app/inbox?view=all&q=a", {}
+    yield "search, CJK one, common (退)", "/app/inbox?view=all&q=退", {}
+    yield "search, CJK one, no match (鲸)", "/app/inbox?view=all&q=鲸", {}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -462,6 +492,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--messages", type=int, default=1_000_000)
     parser.add_argument("--requests", type=int, default=200, help="per page")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    parser.add_argument("--only", metavar="TEXT", default="",
+                        help="measure only the pages whose name contains TEXT (e.g. search)")
     args = parser.parse_args(argv)
 
     data_dir = Path(tempfile.mkdtemp(prefix="frontdesk-bench-inbox-"))
@@ -496,6 +528,8 @@ def main(argv: list[str] | None = None) -> int:
             result["floor"] = timed(client, "/healthz", {}, args.requests)
             result["pages"] = {}
             for name, path, headers in pages(people, filled, more):
+                if args.only not in name:
+                    continue
                 requests = args.requests if not name.startswith("search") else max(
                     10, args.requests // 10)
                 log(f"measuring {name}")
@@ -510,6 +544,8 @@ def main(argv: list[str] | None = None) -> int:
                 for name, path in (("inbox after a change (recount)", "/app/inbox?view=all"),
                                    ("counts after a change (recount)",
                                     "/app/inbox/counts?view=all")):
+                    if args.only not in name:
+                        continue
                     log(f"measuring {name}")
                     result["pages"][name] = timed(client, path, {"HX-Request": "true"}
                                                   if "counts" in path else {}, args.requests,

@@ -8,7 +8,7 @@ from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from frontdesk.db.base import Base, BigId, created_at_column, id_column, utcnow, workspace_column
-from frontdesk.db.search import trigram_index
+from frontdesk.db.search import short_term_index, trigram_index
 
 
 class IdentityKind(enum.StrEnum):
@@ -36,6 +36,9 @@ class Contact(Base):
         trigram_index("ix_contacts_name_trgm", "name"),
         trigram_index("ix_contacts_email_trgm", "email"),
         trigram_index("ix_contacts_phone_trgm", "phone"),
+        short_term_index("ix_contacts_name_short", "name"),
+        short_term_index("ix_contacts_email_short", "email"),
+        short_term_index("ix_contacts_phone_short", "phone"),
     )
 
     id: Mapped[int] = id_column()

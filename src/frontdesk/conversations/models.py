@@ -16,7 +16,7 @@ from frontdesk.db.base import (
     utcnow,
     workspace_column,
 )
-from frontdesk.db.search import trigram_index
+from frontdesk.db.search import short_term_index, trigram_index
 
 
 class ConversationStatus(enum.StrEnum):
@@ -90,6 +90,7 @@ class Conversation(Base):
         # The workspace's latest change: the inbox's counts are recounted only after one.
         Index("ix_conversations_ws_updated", "workspace_id", "updated_at"),
         trigram_index("ix_conversations_subject_trgm", "subject"),
+        short_term_index("ix_conversations_subject_short", "subject"),
     )
 
     id: Mapped[int] = id_column()
@@ -158,6 +159,7 @@ class Message(Base):
         UniqueConstraint("inbox_id", "external_id"),
         Index("ix_messages_conversation", "conversation_id", "id"),
         trigram_index("ix_messages_content_trgm", "content"),
+        short_term_index("ix_messages_content_short", "content"),
     )
 
     id: Mapped[int] = id_column()

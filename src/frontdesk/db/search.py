@@ -2,17 +2,25 @@
 
 The inbox's text search is `column ILIKE '%term%'`: no B-tree helps with a leading
 wildcard, so at a million messages it read every row. A trigram GIN index (pg_trgm) turns
-the same ILIKE into a bitmap index scan. The index only narrows: PostgreSQL rechecks every
-candidate row with the ILIKE itself, so results are the same with or without it (a term
-shorter than three characters, or a database where the migration could not create the
-extension, simply falls back to the scan). SQLite keeps its scan: it has no such index.
+the same ILIKE into a bitmap index scan for terms of three characters or more (migration
+0009; a database where the migration could not create the extension keeps the scan).
+
+pg_trgm extracts no trigram from a shorter term, and two characters are a whole word in
+Chinese (退款, 发票) or an order number's fragment. For those, a second GIN index per column
+holds every one- and two-character substring of the lowercased text (`frontdesk_short_grams`,
+migration 0016, plain SQL: no extension needed): "contains `ab`" becomes "the row's grams
+contain those of `ab`", which the index answers.
+
+Either index only narrows: the ILIKE stays in the query and decides, so results are the
+same with or without them. SQLite keeps its scan: it has no such index.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
-from sqlalchemy import Index
+from sqlalchemy import ColumnElement, Index, SQLColumnExpression, func, literal_column, text
 from sqlalchemy.schema import SchemaItem
 
 # Index.info key of an index that exists only on PostgreSQL (Alembic cannot see ddl_if).
@@ -31,6 +39,47 @@ def trigram_index(name: str, column: str) -> Index:
         postgresql_with={"fastupdate": "on"},
         info={POSTGRESQL_ONLY: True},
     ).ddl_if(dialect="postgresql")
+
+
+# The longest term the short-term indexes answer: pg_trgm serves longer ones.
+SHORT_TERM_LENGTH = 2
+# What frontdesk_short_grams puts between pairs (migration 0016): a pair containing it can
+# be cut in two, so a term containing it is never looked up in the short-term index.
+GRAMS_SEPARATOR = "\x01"
+
+
+def short_term_index(name: str, column: str) -> Index:
+    """A PostgreSQL-only index of the one- and two-character substrings of `column`, as
+    migration 0016 creates it."""
+    # fastupdate as for the trigram indexes: intake writes every message.
+    return Index(
+        name, text(f"frontdesk_short_grams({column})"),
+        postgresql_using="gin",
+        postgresql_with={"fastupdate": "on"},
+        info={POSTGRESQL_ONLY: True},
+    ).ddl_if(dialect="postgresql")
+
+
+def is_short_term(term: str) -> bool:
+    """Whether the short-term indexes answer `term` (and pg_trgm would not)."""
+    return len(term) <= SHORT_TERM_LENGTH and GRAMS_SEPARATOR not in term
+
+
+def short_grams_contain(column: SQLColumnExpression[Any], term: str) -> ColumnElement[bool]:
+    """The condition the short-term index of `column` answers: every one- and two-character
+    substring of the lowercased `term` is one of the lowercased column's. True of every row
+    whose column contains `term` case-insensitively (ILIKE lowercases both sides the same
+    way), and of a few more: it narrows, the ILIKE decides. PostgreSQL only."""
+    return func.frontdesk_short_grams(column).bool_op("@>")(func.frontdesk_short_grams(term))
+
+
+def unindexed(column: SQLColumnExpression[Any]) -> ColumnElement[str]:
+    """`column || ''`: the same text, in which no trigram index can be used. A short term's
+    ILIKE only decides among the short-term index's rows; from a cached generic plan, where
+    the pattern is an unknown parameter, PostgreSQL would otherwise also read the trigram
+    index for it, which a pattern of two characters matches in full (1 s at 1M messages,
+    measured)."""
+    return column.op("||")(literal_column("''"))
 
 
 def schema_objects_on(
