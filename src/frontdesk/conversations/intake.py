@@ -172,6 +172,15 @@ _INSERT_CONVERSATION = Prepared(
     .values({c: bindparam(c) for c in _NEW_CONVERSATION_COLUMNS})
     .returning(Conversation.id)
 )
+# PostgreSQL only (see ingest_many, step 3): the returning senders' rows, in id order.
+# Compiled once like the rest: built and run through SQLAlchemy, with an expanding IN list,
+# this one statement took a seventh of the writer thread's time.
+_LOCK_CONTACTS = Prepared(
+    select(Contact.id)
+    .where(Contact.id == any_(bindparam("ids", type_=ARRAY(Contact.id.type))))
+    .order_by(Contact.id)
+    .with_for_update()
+)
 _INSERT_EVENTS = InsertRows(OutboxEvent.__table__, (
     "workspace_id", "type", "payload", "created_at", "available_at", "attempts"))
 
@@ -290,8 +299,7 @@ class Intake:
 
 def _lock_contacts(conn: Connection, contact_ids: list[int]) -> None:
     if contact_ids:
-        conn.execute(select(Contact.id).where(Contact.id.in_(contact_ids))
-                     .order_by(Contact.id).with_for_update())
+        _LOCK_CONTACTS.execute(conn, {"ids": contact_ids})
 
 
 def ingest_inbound(conn: Connection, inbound: InboundMessage) -> IntakeResult:
