@@ -48,7 +48,7 @@ from frontdesk.conversations.models import (
     Tag,
 )
 from frontdesk.core.events import EventType, OutboxEvent
-from frontdesk.core.writer import InsertRows, MatchAny, Prepared, insert_later
+from frontdesk.core.writer import InsertRows, MatchAny, Prepared, insert_later, pipelined
 from frontdesk.db.base import utcnow
 
 
@@ -346,15 +346,17 @@ def ingest_many(conn: Connection, inbounds: Sequence[InboundMessage]) -> list[In
     # now; both would find no open conversation and open one each. Locking the contacts
     # (in id order, so two batches cannot wait on each other in a circle) makes the later
     # batch wait for the earlier one's commit and then find its conversation.
-    if conn.dialect.name == "postgresql":
-        _lock_contacts(conn, sorted({c.id for c in contacts if not c.created}))
     pairs = list(dict.fromkeys(
         (inbounds[i].workspace_id, contact.id, inbounds[i].inbox_id)
         for i, contact in zip(todo, contacts, strict=True)
         if not contact.created and inbounds[i].conversation_id is None
         and not inbounds[i].new_conversation))
+    with pipelined(conn):  # the lock travels with the lookup: one round trip
+        if conn.dialect.name == "postgresql":
+            _lock_contacts(conn, sorted({c.id for c in contacts if not c.created}))
+        open_conversations = _OPEN_CONVERSATIONS.rows(conn, pairs)
     found: dict[tuple[int, int], tuple[Any, ...]] = {}
-    for candidate in _OPEN_CONVERSATIONS.rows(conn, pairs):
+    for candidate in open_conversations:
         pair = (candidate[2], candidate[1])  # (contact_id, inbox_id)
         best = found.get(pair)
         # The most recently active one, as `ORDER BY last_activity_at DESC` would.
@@ -416,18 +418,20 @@ def ingest_many(conn: Connection, inbounds: Sequence[InboundMessage]) -> list[In
                     conversation = _conversation_payload(values, _tags(row[-1]))
             current[pair] = conversation
         staged.append((index, contact, conversation, before))
-    if touched and conn.dialect.name == "postgresql":
-        _TOUCH_CONVERSATIONS.execute(conn, {"ids": [t["conversation_id"] for t in touched],
-                                            "now": now})
-    else:
-        _TOUCH_CONVERSATION.executemany(conn, touched)
-    _REOPEN_CONVERSATION.executemany(conn, reopened)
+    # The conversations' new activity travels with the messages' INSERT: one round trip.
+    with pipelined(conn):
+        if touched and conn.dialect.name == "postgresql":
+            _TOUCH_CONVERSATIONS.execute(conn, {
+                "ids": [t["conversation_id"] for t in touched], "now": now})
+        else:
+            _TOUCH_CONVERSATION.executemany(conn, touched)
+        _REOPEN_CONVERSATION.executemany(conn, reopened)
 
-    # 4. The messages, then every event in the order running them one by one would give.
-    message_ids = {(inbox_id, external_id): message_id for inbox_id, external_id, message_id
-                   in _INSERT_MESSAGES.run(conn, [
-                       _message_row(inbounds[index], conversation["id"], contact.id, now)
-                       for index, contact, conversation, _ in staged])}
+        # 4. The messages, then every event in the order running them one by one would give.
+        message_ids = {(inbox_id, external_id): message_id for inbox_id, external_id, message_id
+                       in _INSERT_MESSAGES.run(conn, [
+                           _message_row(inbounds[index], conversation["id"], contact.id, now)
+                           for index, contact, conversation, _ in staged])}
     for index, contact, conversation, before in staged:
         inbound = inbounds[index]
         ws = inbound.workspace_id

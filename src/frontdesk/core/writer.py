@@ -31,11 +31,12 @@ What keeps the statements themselves cheap (measured in docs/performance.md):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import random
 from collections import deque
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, Protocol, TypeVar, cast
@@ -310,6 +311,23 @@ def raw_cursor(conn: Connection) -> Any:
     return cursor
 
 
+@contextlib.contextmanager
+def pipelined(conn: Connection) -> Iterator[None]:
+    """On PostgreSQL, the block's statements go out without waiting for each other's answer
+    (psycopg's pipeline mode): those whose results nobody reads (a lock, an UPDATE, an
+    INSERT without RETURNING) travel with the next one that is read, in one round trip.
+    An error of any of them is raised at the latest when the block ends.
+
+    Only for statements run on the raw cursor (Prepared, MatchAny, InsertRows): SQLAlchemy
+    looks at a cursor's description right after executing, which pipeline mode only knows
+    once the answer came back."""
+    if conn.dialect.name != "postgresql":
+        yield
+        return
+    with conn.connection.dbapi_connection.pipeline():  # type: ignore[union-attr]
+        yield
+
+
 class InsertRows:
     """Many rows into one table with one statement where the database allows it, with
     the `returning` columns of every row (in no particular order: return a key with them).
@@ -565,7 +583,7 @@ class GroupCommitWriter:
             if together is not None:
                 groups.setdefault(together, []).append(index)
         try:
-            with connection.begin():
+            with contextlib.ExitStack() as commit_together, connection.begin():
                 for index, item in enumerate(batch):
                     if outcomes[index] is not None:
                         continue
@@ -586,6 +604,9 @@ class GroupCommitWriter:
                         outcomes[member] = outcome[:2]
                         if outcome[0]:
                             deferred.extend(outcome[2])
+                # The deferred rows and the COMMIT in one round trip (the transaction ends
+                # inside the pipeline: the ExitStack is left after `connection.begin()`).
+                commit_together.enter_context(pipelined(connection))
                 _insert_deferred(connection, deferred)
         finally:
             info.pop(_CURSOR, None)
