@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -100,6 +101,10 @@ class Runtime:
         return received.status
 
     async def start(self, *, run_dispatcher: bool) -> None:
+        if self.settings.gil_switch_interval_ms > 0:
+            # The writer's thread comes back from each round trip to the database wanting
+            # the GIL; with Python's 5 ms the event loop may keep it that long each time.
+            sys.setswitchinterval(self.settings.gil_switch_interval_ms / 1000)
         await self.hub.start()
         if self.wakeup is not None:
             await self.wakeup.start(listen=run_dispatcher)
