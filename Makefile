@@ -51,10 +51,13 @@ clean:
 # missing or stale .mo in memory, so a fresh clone works without it). `messages` re-extracts
 # the UI strings after templates change and merges them into every catalog for translators.
 # `browser` installs Debian's Chromium for the Playwright tests (no browser download).
+# `axe` installs the axe-core accessibility engine from npm into .cache/ (git-ignored) for
+# tests/web/test_accessibility_browser.py; the app itself never loads it.
 WEB := src/frontdesk/web
 CATALOGS := $(WEB)/translations
+AXE := .cache/axe-core/node_modules/axe-core/axe.min.js
 
-.PHONY: translations messages browser screenshots
+.PHONY: translations messages browser screenshots axe
 
 translations: $(STAMP)
 	$(BIN)/pybabel compile --statistics -D messages -d $(CATALOGS)
@@ -69,6 +72,14 @@ messages: $(STAMP)
 browser:
 	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 
+# Without npm or a network the rest of the suite still runs: the accessibility tests then
+# fail under CI=1 (skip loudly otherwise) and say why.
+$(AXE):
+	npm install --prefix .cache/axe-core --no-save --no-package-lock --no-audit --no-fund axe-core@4 \
+		|| echo "axe-core could not be installed from npm: the accessibility tests will not run"
+
+axe: $(AXE)
+
 # The IMAP tests start a private Dovecot of their own (tests/dovecot.py); only the
 # package is needed. policy-rc.d or not, its system service is never used.
 .PHONY: imap-server
@@ -81,5 +92,5 @@ screenshots: $(STAMP) translations browser
 	fc-list | grep -q "Noto Sans CJK" || (apt-get update && apt-get install -y fonts-noto-cjk fonts-noto-core)
 	$(BIN)/python tests/web/make_screenshots.py
 
-pytest: browser translations imap-server
+pytest: browser axe translations imap-server
 run: translations

@@ -255,6 +255,15 @@ async def _agent(o: Objects) -> int:
     return (await o.member(Role.AGENT)).user_id
 
 
+async def _former_member(o: Objects) -> int:
+    """Someone deactivated in the workspace (whom an admin may reactivate)."""
+    member = await o.factory.api_member(o.workspace, Role.AGENT)
+    r = await o.api.delete(f"/api/v1/users/{member.user_id}", headers=o.headers)
+    assert r.status_code == 204, f"DELETE /api/v1/users/{{id}}: {r.status_code} {r.text}"
+    o.workspace.members.remove(member)
+    return member.user_id
+
+
 async def _team(o: Objects) -> int:
     return await o.factory.team(o.workspace, name=f"{o.marker} {unique('team')}")
 
@@ -343,6 +352,7 @@ MAKERS: dict[str, Maker] = {
     "note_id": _contact_note,  # a note about contact_id
     "user_id": _agent,  # a member who is not the caller: role changes are harmless
     "assignee_id": _agent,
+    "former_user_id": _former_member,  # POST /users/{former_user_id}/reactivate
     "team_id": _team,
     "company_id": _company,
     "token_id": _token,  # not the token the tests call with: revoking it is harmless

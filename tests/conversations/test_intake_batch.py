@@ -17,6 +17,7 @@ from frontdesk.contacts.models import IdentityKind
 from frontdesk.contacts.schemas import ContactOut
 from frontdesk.conversations.events import ConversationEvent, MessageCreated
 from frontdesk.conversations.intake import InboundMessage, Intake, ingest_inbound, ingest_many
+from frontdesk.conversations.models import Conversation
 from frontdesk.conversations.schemas import ConversationOut, MessageOut
 from frontdesk.core.events import OutboxEvent
 from frontdesk.runtime import Runtime
@@ -294,3 +295,67 @@ async def test_two_writers_storing_one_returning_customer_at_once_open_one_conve
             .group_by(Conversation.contact_id)).all()
     assert len(open_per_contact) == customers
     assert all(count == 1 for _, count in open_per_contact)
+
+
+def _automatic_batch(ws: Workspace, inbox: int) -> list[InboundMessage]:
+    def message(external_id: str, claim: ContactClaim, automatic: bool) -> InboundMessage:
+        return InboundMessage(workspace_id=ws.id, inbox_id=inbox, external_id=external_id,
+                              contact=claim, content=f"text of {external_id}",
+                              automatic=automatic)
+
+    return [
+        message("a1", _claim("known-pending"), True),    # joins, changes nothing
+        message("a2", _claim("known-open"), True),       # joins, changes nothing
+        message("a3", _claim("known-open"), False),      # the customer: continues as usual
+        message("a4", _claim("monitor-1"), True),        # opens a conversation: automatic
+        message("a5", _claim("monitor-1"), True),        # ...joins it, still automatic
+        message("a6", _claim("monitor-2"), True),        # opens one: automatic
+        message("a7", _claim("monitor-2"), False),       # a person writes in it: cleared
+        message("a8", _claim("known-pending"), False),   # the customer: reopens it
+    ]
+
+
+async def test_automatic_messages_change_nothing_they_join_and_flag_what_they_open(
+    factory: Factory, runtime: Runtime
+) -> None:
+    one_ws, one_inbox, _ = await _prepare(factory)
+    ws, inbox, conversations = await _prepare(factory)
+    columns = (Conversation.status, Conversation.waiting_since, Conversation.last_activity_at,
+               Conversation.last_incoming_at, Conversation.automatic, Conversation.updated_at)
+
+    async def state(conversation_id: int) -> tuple[Any, ...]:
+        async with runtime.read_sessions() as session:
+            return tuple((await session.execute(select(*columns).where(
+                Conversation.id == conversation_id))).one())
+
+    def run(batch: list[InboundMessage]) -> list[Any]:
+        with runtime.sync_engine.connect() as conn, conn.begin():
+            return ingest_many(conn, batch)
+
+    pending_before = await state(conversations["pending"])
+    since = await _last_event_id(runtime)
+    # The first two alone: only `updated_at` moves.
+    first = await asyncio.to_thread(run, _automatic_batch(ws, inbox)[:2])
+    pending_after = await state(conversations["pending"])
+    assert pending_after[:5] == pending_before[:5] and pending_after[5] > pending_before[5]
+    assert pending_before[0] == "pending" and pending_before[4] is False
+    rest = await asyncio.to_thread(run, _automatic_batch(ws, inbox)[2:])
+    results = [*first, *rest]
+    assert (await state(conversations["pending"]))[0] == "open"  # a8, the customer
+    monitor_1, monitor_2 = results[3].conversation_id, results[5].conversation_id
+    assert results[4].conversation_id == monitor_1 and results[6].conversation_id == monitor_2
+    assert (await state(monitor_1))[4] is True and (await state(monitor_2))[4] is False
+    new_one = await state(monitor_1)
+    assert new_one[0] == "open" and new_one[1] is not None  # still work, waiting
+
+    # The same as taking them one by one, events and payloads alike.
+    def one_by_one() -> list[Any]:
+        with runtime.sync_engine.connect() as conn, conn.begin():
+            return [ingest_inbound(conn, m) for m in _automatic_batch(one_ws, one_inbox)]
+
+    one = await asyncio.to_thread(one_by_one)
+    assert await _outcome(runtime, ws, results, since) == \
+        await _outcome(runtime, one_ws, one, since)
+    _, events = await _outcome(runtime, ws, results, since)
+    flags = [e["conversation"]["automatic"] for t, e in events if t == "message.created"]
+    assert flags == [False, False, False, True, True, True, False, False]

@@ -38,7 +38,7 @@ async def test_a_personal_view_is_its_owners_alone(api: httpx.AsyncClient,
     assert view["filters"] == {"status": ["open", "pending"], "inbox_id": None,
                                "channel": None, "team_id": None, "tag": None,
                                "priority": ["urgent", "high"], "assignee": "me", "q": None,
-                               "sort": "waiting"}
+                               "automatic": None, "sort": "waiting"}
     assert await _names(api, anna) == ["My urgent ones"]
     assert await _names(api, omar) == []
     # Not even the admin sees it: it is someone's own.

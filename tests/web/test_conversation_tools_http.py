@@ -3,6 +3,8 @@ and text from canned responses and scheduled replies escaped wherever it is show
 
 from __future__ import annotations
 
+import re
+
 import httpx
 
 from frontdesk.accounts.models import Role
@@ -167,3 +169,106 @@ async def test_a_merged_conversation_points_to_its_survivor_and_refuses_replies_
     assert [m["content"] for m in messages] == [f"Merged into #{survivor}"]
     state = (await api.get(f"/api/v1/conversations/{merged}", headers=ws.admin.headers)).json()
     assert state["status"] == "closed" and state["merged_into_id"] == survivor
+
+
+async def test_snoozing_until_a_chosen_time_reads_it_in_the_agents_zone(
+    browser_client: MakeClient, factory: Factory, api: httpx.AsyncClient,
+) -> None:
+    ws = await factory.workspace()
+    cid = (await factory.conversation(ws))["conversation_id"]
+    client, token = await signed_in(browser_client, ws.admin)
+    r = await client.post("/app/settings/preferences",
+                          data={"locale": "en", "time_zone": "Asia/Tokyo", "csrf_token": token})
+    assert r.status_code == 303
+    page = await client.get(f"/app/conversations/{cid}")
+    assert f'id="snooze-until-{cid}" type="datetime-local"' in page.text
+
+    r = await client.post(f"/app/conversations/{cid}/status",
+                          data={"status": "snoozed", "snooze": "custom",
+                                "snooze_until": "2099-06-01T09:00", "csrf_token": token},
+                          headers={"HX-Request": "true"})
+    assert r.status_code == 200, r.text
+    conversation = (await api.get(f"/api/v1/conversations/{cid}",
+                                  headers=ws.admin.headers)).json()
+    assert conversation["status"] == "snoozed"
+    assert conversation["snoozed_until"].startswith("2099-06-01T00:00:00")  # 09:00 in Tokyo
+
+
+async def test_snoozing_until_a_past_or_unreadable_time_is_refused_in_the_agents_language(
+    browser_client: MakeClient, factory: Factory, api: httpx.AsyncClient,
+) -> None:
+    ws = await factory.workspace()
+    cid = (await factory.conversation(ws))["conversation_id"]
+    client, token = await signed_in(browser_client, ws.admin)
+    r = await client.post("/app/settings/preferences",
+                          data={"locale": "ru", "time_zone": "UTC", "csrf_token": token})
+    assert r.status_code == 303
+    for value, english in (("2001-01-01T09:00", "Choose a time in the future to snooze until."),
+                           ("soon", "Choose a date and time to snooze until.")):
+        r = await client.post(f"/app/conversations/{cid}/status",
+                              data={"status": "snoozed", "snooze": "custom",
+                                    "snooze_until": value, "csrf_token": token},
+                              headers={"HX-Request": "true"})
+        assert r.status_code == 422, r.text
+        assert "toast" in r.text and english not in r.text  # said in Russian
+    conversation = (await api.get(f"/api/v1/conversations/{cid}",
+                                  headers=ws.admin.headers)).json()
+    assert conversation["status"] == "open" and conversation["snoozed_until"] is None
+
+
+async def test_a_message_can_move_to_any_of_the_customers_conversations_by_search_or_page(
+    browser_client: MakeClient, factory: Factory, api: httpx.AsyncClient,
+) -> None:
+    ws = await factory.workspace()
+    inbox_id = await factory.inbox(ws)
+    who = unique("cust")
+    older: list[int] = []
+    for n in range(24):  # more than a page (20) of the customer's other conversations
+        ids = await factory.incoming(ws, inbox_id, identifier=who, content=f"question {n}")
+        older.append(ids["conversation_id"])
+        await factory.set_status(ws, ids["conversation_id"], "resolved")
+    r = await api.patch(f"/api/v1/conversations/{older[0]}", headers=ws.admin.headers,
+                        json={"subject": "Broken kettle 100%"})
+    assert r.status_code == 200, r.text
+    current = await factory.incoming(ws, inbox_id, identifier=who, content="one more thing")
+    cid, mid = current["conversation_id"], current["message_id"]
+    await factory.incoming(ws, inbox_id, identifier=who, content="and another")
+    client, token = await signed_in(browser_client, ws.admin)
+
+    def targets(html: str) -> list[int]:
+        return [int(v) for v in re.findall(r'name="target" value="(\d+)"', html)]
+
+    page = await client.get(f"/app/conversations/{cid}")
+    first_page = targets(page.text.split(f'id="move-found-{mid}"')[1].split("</fieldset>")[0])
+    assert first_page == older[::-1][:20]  # newest activity first
+    more = re.search(rf'hx-get="(/app/conversations/{cid}/messages/{mid}/move-targets\?[^"]+)"',
+                     page.text)
+    assert more
+    rest = await client.get(more.group(1).replace("&amp;", "&"))
+    assert targets(rest.text) == older[::-1][20:] and "Show more" not in rest.text
+    # Search by number (with or without #) or by a piece of the subject (% is literal).
+    base = f"/app/conversations/{cid}/messages/{mid}/move-targets"
+    for q in (str(older[0]), f"#{older[0]}", "kettle 100%"):
+        found = await client.get(base, params={"q": q})
+        assert targets(found.text) == [older[0]], q
+    assert targets((await client.get(base, params={"q": "100_"})).text) == []
+    assert "matches" in (await client.get(base, params={"q": "nothing like it"})).text
+
+    # The oldest one, from beyond the first page, takes the message.
+    r = await client.post(f"/app/conversations/{cid}/messages/{mid}/move",
+                          data={"target": str(older[0]), "csrf_token": token})
+    assert r.status_code == 303, r.text
+    moved = (await api.get(f"/api/v1/conversations/{older[0]}/messages",
+                           headers=ws.admin.headers)).json()["items"]
+    assert "one more thing" in [m["content"] for m in moved]
+
+
+async def test_another_workspaces_conversation_has_no_move_targets_to_offer(
+    browser_client: MakeClient, factory: Factory,
+) -> None:
+    mine, theirs = await factory.workspace(), await factory.workspace()
+    other = await factory.conversation(theirs)
+    client, _ = await signed_in(browser_client, mine.admin)
+    r = await client.get(f"/app/conversations/{other['conversation_id']}/messages/"
+                         f"{other['message_id']}/move-targets", params={"q": "a"})
+    assert r.status_code == 404

@@ -67,6 +67,47 @@ async def test_sorts_and_priority_filters_list_in_the_services_order(
     assert '<option value="oldest" selected>' in page.text
 
 
+async def test_the_priority_filter_shows_and_keeps_several_priorities(
+    browser_client: MakeClient, factory: Factory,
+) -> None:
+    ws = await factory.workspace()
+    ids = await _customers(factory, ws, "Alpha", "Beta", "Gamma")
+    for cid, priority in zip(ids, ["urgent", "high", "low"], strict=True):
+        r = await factory.api.patch(f"/api/v1/conversations/{cid}", headers=ws.admin.headers,
+                                    json={"priority": priority})
+        assert r.status_code == 200
+    r = await factory.api.post("/api/v1/views", headers=ws.admin.headers, json={
+        "name": "Hot", "filters": {"priority": ["urgent", "high"]}})
+    assert r.status_code == 201, r.text
+    admin, token = await signed_in(browser_client, ws.admin)
+
+    def checked(html: str) -> list[str]:
+        return re.findall(r'name="priority" value="(\w+)" checked', html)
+
+    # The saved view's two priorities show as two ticked boxes, and its list holds both.
+    nav = (await admin.get("/app/inbox")).text
+    found = re.search(rf'id="nav-saved-{r.json()["id"]}" href="([^"]+)"', nav)
+    assert found
+    page = await admin.get(found.group(1).replace("&amp;", "&"))
+    assert checked(page.text) == ["urgent", "high"]
+    assert sorted(names(page.text)) == ["Alpha", "Beta"]
+    # The checkboxes submit the field twice; the comma form of links still works.
+    for url in ("/app/inbox?view=all&priority=urgent&priority=high",
+                "/app/inbox?view=all&priority=urgent,high"):
+        listed = await admin.get(url, headers=_hx(token, "list-results"))
+        assert sorted(names(listed.text)) == ["Alpha", "Beta"], url
+    assert checked((await admin.get("/app/inbox?view=all&priority=low")).text) == ["low"]
+    # Saving the list as a view keeps both.
+    saved = await admin.post("/app/views", data={
+        "name": "Both", "view": "all", "status": "open", "priority": ["urgent", "high"],
+        "csrf_token": token}, headers=_hx(token))
+    assert saved.status_code == 200, saved.text[:300]
+    assert "priority=urgent%2Chigh" in saved.headers["hx-push-url"]
+    views = (await factory.api.get("/api/v1/views", headers=ws.admin.headers)).json()["items"]
+    assert next(v for v in views if v["name"] == "Both")["filters"]["priority"] == [
+        "urgent", "high"]
+
+
 async def test_a_saved_view_appears_in_the_nav_with_its_count_and_can_be_renamed_and_deleted(
     browser_client: MakeClient, factory: Factory,
 ) -> None:

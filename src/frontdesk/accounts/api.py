@@ -76,6 +76,26 @@ async def remove_user(user_id: PathId, db: DbSession, principal: AdminPrincipal)
     return Response(status_code=204)
 
 
+@router.get("/deactivated-users", response_model=list[UserOut])
+async def list_deactivated_users(db: DbSession, principal: AdminPrincipal) -> list[UserOut]:
+    """People deactivated in this workspace (and not members again), each with the role
+    they had, most recently deactivated first."""
+    return [_user_out(u, r) for u, r in await service.list_former_members(db, principal)]
+
+
+@router.post("/users/{former_user_id}/reactivate", response_model=UserOut, status_code=201,
+             responses={409: {"model": ErrorOut,
+                              "description": "a member already (code already_member)"}})
+async def reactivate_user(
+    former_user_id: PathId, body: RoleChange, db: DbSession, principal: AdminPrincipal
+) -> UserOut:
+    """Make a deactivated member a member again with `role`. Their API tokens stay revoked;
+    teams and conversations are not given back. Event `member.reactivated`."""
+    user = await service.reactivate_member(db, principal, former_user_id, body.role)
+    forget_cached_tokens()
+    return _user_out(user, body.role)
+
+
 @router.get("/teams", response_model=list[TeamOut])
 async def list_teams(db: DbSession, principal: CurrentPrincipal) -> list[TeamOut]:
     return [TeamOut(id=t.id, name=t.name, member_ids=m)
@@ -100,6 +120,14 @@ async def rename_team(
 ) -> TeamOut:
     await service.rename_team(db, principal, team_id, body.name)
     return await _team_out(db, principal, team_id)
+
+
+@router.delete("/teams/{team_id}", status_code=204, response_class=Response)
+async def delete_team(team_id: PathId, db: DbSession, principal: AdminPrincipal) -> Response:
+    """Delete a team: its conversations stay, without a team (a `conversation.updated`
+    each), its members stay in the workspace, saved views stop filtering by it."""
+    await service.delete_team(db, principal, team_id)
+    return Response(status_code=204)
 
 
 @router.delete("/teams/{team_id}/members/{user_id}", response_model=TeamOut)

@@ -23,7 +23,7 @@ from frontdesk.accounts.models import (
     Workspace,
 )
 from frontdesk.accounts.schemas import TeamOut, TokenOut, UserOut
-from frontdesk.core.activity import record_activity
+from frontdesk.core.activity import ActivityEntry, record_activity
 from frontdesk.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from frontdesk.core.events import EventType, record_event, record_events
 from frontdesk.core.tenancy import get_in_workspace
@@ -294,6 +294,65 @@ async def remove_member(session: AsyncSession, principal: Principal, user_id: in
     return user
 
 
+async def list_former_members(session: AsyncSession,
+                              principal: Principal) -> list[tuple[User, Role]]:
+    """The people deactivated in this workspace who are not members again, each with the
+    role they had when they left, most recently deactivated first. Removal ends the
+    membership row; the activity log is where the workspace remembers who it was."""
+    principal.require(Role.ADMIN)
+    rows = (await session.execute(
+        select(ActivityEntry.subject_id, ActivityEntry.changes)
+        .where(ActivityEntry.workspace_id == principal.workspace_id,
+               ActivityEntry.action == "member.removed", ActivityEntry.subject_type == "user",
+               ActivityEntry.subject_id.not_in(
+                   select(Membership.user_id)
+                   .where(Membership.workspace_id == principal.workspace_id)))
+        .order_by(ActivityEntry.id.desc()))).tuples().all()
+    last_role: dict[int, Role] = {}
+    for user_id, changes in rows:
+        last_role.setdefault(user_id, _known_role((changes or {}).get("role")))
+    users = {u.id: u for u in (await session.execute(
+        select(User).where(User.id.in_(list(last_role))))).scalars()} if last_role else {}
+    return [(users[user_id], role) for user_id, role in last_role.items() if user_id in users]
+
+
+def _known_role(value: object) -> Role:
+    return Role(value) if value in {r.value for r in Role} else Role.AGENT
+
+
+async def reactivate_member(
+    session: AsyncSession, principal: Principal, user_id: int, role: Role
+) -> User:
+    """Bring back someone deactivated in this workspace, with `role`: the inverse of
+    `remove_member` where it can be. The membership returns (they sign in here again with
+    their own password); the API tokens revoked when they left stay revoked (a token out
+    in the world then must not come back to life: they make new ones), their teams and the
+    conversations sent back to the queue are not given back (work moved on; an admin adds
+    them to teams again). Only a former member of this workspace can be reactivated: any
+    other id is 404, a current member 409 `already_member`."""
+    principal.require(Role.ADMIN)
+    former = {user.id: user for user, _ in await list_former_members(session, principal)}
+    user = former.get(user_id)
+    if user is None:
+        member = (await session.execute(select(Membership.id).where(
+            Membership.workspace_id == principal.workspace_id,
+            Membership.user_id == user_id))).scalar_one_or_none()
+        if member is not None:
+            raise Conflict(f"User {user_id} is a member already", code="already_member",
+                           details={"user_id": user_id})
+        raise NotFound(f"User {user_id} was not found among the deactivated members")
+    session.add(Membership(workspace_id=principal.workspace_id, user_id=user.id,
+                           role=role.value))
+    await session.flush()
+    record_activity(session, workspace_id=principal.workspace_id, actor_type="user",
+                    actor_id=principal.user_id, action="member.reactivated",
+                    subject_type="user", subject_id=user.id,
+                    changes={"email": user.email, "role": role.value})
+    _member_event(session, principal.workspace_id, principal.user_id,
+                  EventType.MEMBER_REACTIVATED, user, role)
+    return user
+
+
 async def create_token(
     session: AsyncSession, workspace_id: int, user_id: int, name: str = ""
 ) -> tuple[ApiToken, str]:
@@ -440,6 +499,64 @@ async def rename_team(session: AsyncSession, principal: Principal, team_id: int,
     changes: dict[str, object] = {"name": [team.name, name]}
     team.name = name
     await _team_event(session, principal, EventType.TEAM_UPDATED, team, changes=changes)
+    return team
+
+
+async def delete_team(session: AsyncSession, principal: Principal, team_id: int) -> Team:
+    """Delete a team. Its conversations stay, with no team (one UPDATE, and a
+    `conversation.updated` each with `changes.team_id = [id, null]`, in one multi-row
+    insert); its members stay members of the workspace; saved views filtering by it stop
+    filtering by team (their other filters stay). Event `team.deleted` (the team as it was,
+    with its members; `changes.conversations`: how many lost it)."""
+    principal.require(Role.ADMIN)
+    team = await get_team(session, principal, team_id)
+    # Imported here: conversations' service builds on this module (Principal, members).
+    from frontdesk.conversations.events import ConversationEvent
+    from frontdesk.conversations.models import Conversation
+    from frontdesk.conversations.service import to_out_many
+    from frontdesk.inbox_views.models import InboxView
+
+    member_ids = list((await session.execute(
+        select(TeamMember.user_id).where(TeamMember.team_id == team.id)
+        .order_by(TeamMember.user_id))).scalars())
+    released = list((await session.execute(
+        update(Conversation)
+        .where(Conversation.workspace_id == principal.workspace_id,
+               Conversation.team_id == team.id)
+        .values(team_id=None)
+        .returning(Conversation)
+        .execution_options(populate_existing=True))).scalars())
+    released.sort(key=lambda c: c.id)
+    await record_events(session, principal.workspace_id, EventType.CONVERSATION_UPDATED, [
+        ConversationEvent(conversation=out, changes={"team_id": [team.id, None]},
+                          actor_user_id=principal.user_id)
+        for out in await to_out_many(session, released)])
+    # The views' filters are JSON: read the workspace's views (at most VIEWS_PER_PERSON a
+    # person) and take the team out of those that name it.
+    for view in (await session.execute(
+            select(InboxView).where(InboxView.workspace_id == principal.workspace_id)
+            .with_for_update())).scalars():
+        if (view.filters or {}).get("team_id") == team.id:
+            before = dict(view.filters)
+            view.filters = {**before, "team_id": None}
+            record_activity(session, workspace_id=principal.workspace_id, actor_type="user",
+                            actor_id=principal.user_id, action="inbox_view.updated",
+                            subject_type="inbox_view", subject_id=view.id,
+                            changes={"filters": [before, view.filters],
+                                     "reason": "team.deleted"})
+    # The links explicitly: SQLite enforces ON DELETE CASCADE only with foreign keys on.
+    await session.execute(delete(TeamMember).where(TeamMember.team_id == team.id,
+                                                   TeamMember.workspace_id == team.workspace_id))
+    await session.execute(delete(Team).where(Team.id == team.id,
+                                             Team.workspace_id == team.workspace_id))
+    await session.flush()
+    record_activity(session, workspace_id=principal.workspace_id, actor_type="user",
+                    actor_id=principal.user_id, action="team.deleted", subject_type="team",
+                    subject_id=team.id, changes={"name": team.name, "member_ids": member_ids,
+                                                 "conversations": len(released)})
+    record_event(session, principal.workspace_id, EventType.TEAM_DELETED, TeamEvent(
+        team=TeamOut(id=team.id, name=team.name, member_ids=member_ids),
+        changes={"conversations": len(released)}, actor_user_id=principal.user_id))
     return team
 
 

@@ -1,12 +1,12 @@
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, BackgroundTasks
 
 from frontdesk.accounts.auth import AdminPrincipal, CurrentPrincipal
 from frontdesk.channels import service
 from frontdesk.channels.models import Inbox
 from frontdesk.channels.schemas import InboxCreate, InboxOut, InboxUpdate
-from frontdesk.core.deps import DbSession
+from frontdesk.core.deps import DbSession, RuntimeDep
 from frontdesk.core.ids import PathId
 
 router = APIRouter(tags=["inboxes"])
@@ -40,12 +40,17 @@ async def get_inbox(inbox_id: PathId, db: DbSession, principal: CurrentPrincipal
 
 @router.patch("/inboxes/{inbox_id}", response_model=InboxOut)
 async def update_inbox(
-    inbox_id: PathId, body: InboxUpdate, db: DbSession, principal: AdminPrincipal
+    inbox_id: PathId, body: InboxUpdate, db: DbSession, principal: AdminPrincipal,
+    runtime: RuntimeDep, background: BackgroundTasks,
 ) -> InboxOut:
     """Rename an inbox, or change an e-mail inbox's settings and addresses (only the fields
     sent; `addresses` is the whole list and must hold the primary address, 422
-    `primary_address_required`)."""
+    `primary_address_required`), or disable (`disabled`: true) and enable it again."""
     inbox = await service.update_inbox(db, principal, inbox_id, name=body.name,
                                        email_settings=body.email_settings(),
-                                       addresses=body.addresses)
+                                       addresses=body.addresses, disabled=body.disabled)
+    if body.disabled is not None:
+        # After the commit: this process's IMAP pollers stop (or resume) the inbox's
+        # mailbox at once; other processes notice on their next scan.
+        background.add_task(runtime.imap_pollers.wake)
     return (await _out(db, [inbox]))[0]

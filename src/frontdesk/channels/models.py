@@ -26,3 +26,7 @@ class Inbox(Base):
     channel: Mapped[str] = mapped_column(String(32))
     settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = created_at_column()
+    # Archived by an admin: takes no new messages (the API channel answers 409
+    # `inbox_disabled`, SMTP 550, IMAP polling stops) while its conversations stay readable
+    # and answerable, so the team can finish the work it has. None: it takes messages.
+    disabled_at: Mapped[datetime | None]

@@ -60,6 +60,10 @@ class InboxUpdate(InputModel):
     from_name: str | None = Field(default=None, min_length=1, max_length=200)
     signature: str | None = Field(default=None, max_length=5000)
     auto_acknowledgement: str | None = Field(default=None, max_length=5000)
+    disabled: bool | None = Field(default=None, description=(
+        "true archives the inbox: it takes no new messages (pushing answers 409 "
+        "inbox_disabled, SMTP 550, IMAP is not polled) while its conversations stay "
+        "readable and answerable; false enables it again"))
 
     @field_validator("email", "from_name")
     @classmethod
@@ -87,3 +91,5 @@ class InboxOut(BaseModel):
     # An e-mail inbox's addresses, the primary (`settings.email`) first; others: [].
     addresses: list[str] = []
     created_at: datetime
+    disabled_at: datetime | None = Field(
+        default=None, description="set while the inbox is disabled: it takes no new messages")

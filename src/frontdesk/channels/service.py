@@ -21,11 +21,12 @@ from frontdesk.core.activity import record_activity
 from frontdesk.core.errors import Conflict, InvalidInput
 from frontdesk.core.events import EventType, record_event
 from frontdesk.core.tenancy import get_in_workspace
+from frontdesk.db.base import utcnow
 
 INBOX_CACHE_SECONDS = 30.0
 # Keyed by database too: one process may talk to several (the test suite does), and an
 # entry says "this workspace has this inbox", which must never leak from one to another.
-_channel_cache: dict[tuple[str, int, int], tuple[float, str]] = {}
+_channel_cache: dict[tuple[str, int, int], tuple[float, str, bool]] = {}
 
 
 def _support_address(email: str, field: str = "body.email") -> str:
@@ -124,9 +125,11 @@ async def rename_inbox(
 async def update_inbox(
     session: AsyncSession, principal: Principal, inbox_id: int, *, name: str | None = None,
     email_settings: dict[str, str] | None = None, addresses: list[str] | None = None,
+    disabled: bool | None = None,
 ) -> Inbox:
-    """Rename an inbox and/or change an e-mail inbox's settings (`email`, `from_name`,
-    `signature`, `auto_acknowledgement`; those given change) and its addresses.
+    """Rename an inbox, disable or enable it (see `disable_inbox`) and/or change an e-mail
+    inbox's settings (`email`, `from_name`, `signature`, `auto_acknowledgement`; those
+    given change) and its addresses.
 
     A new `email` is claimed like at creation (409 `email_address_taken` when another
     inbox owns it) and becomes the primary address; the inbox keeps receiving at its
@@ -189,6 +192,15 @@ async def update_inbox(
                         subject_type="inbox", subject_id=inbox.id, changes=changes)
         forget_inbox_routes(inbox.id)
         changed.update(changes)
+    if disabled is not None and (inbox.disabled_at is not None) != disabled:
+        changed["disabled"] = [not disabled, disabled]
+        record_activity(session, workspace_id=principal.workspace_id, actor_type="user",
+                        actor_id=principal.user_id,
+                        action="inbox.disabled" if disabled else "inbox.enabled",
+                        subject_type="inbox", subject_id=inbox.id, changes={})
+        inbox.disabled_at = utcnow() if disabled else None
+        forget_inbox_routes(inbox.id)
+        _forget_inbox_channel(inbox.id)
     if changed:
         await session.flush()  # the row's state as committed (created_at and all)
         record_event(session, principal.workspace_id, EventType.INBOX_UPDATED,
@@ -196,6 +208,20 @@ async def update_inbox(
                                 changes=changed,
                                 actor_user_id=principal.user_id))
     return inbox
+
+
+async def disable_inbox(session: AsyncSession, principal: Principal, inbox_id: int) -> Inbox:
+    """Archive an inbox: it takes no new messages (the API channel answers 409
+    `inbox_disabled`, the SMTP server 550 for its addresses, its IMAP mailbox is no longer
+    polled) while its conversations stay listed (the inbox filter keeps it), readable and
+    answerable: replies from a disabled e-mail inbox still go out, so the team can finish
+    its open work. Idempotent. Event `inbox.updated` with `changes.disabled`."""
+    return await update_inbox(session, principal, inbox_id, disabled=True)
+
+
+async def enable_inbox(session: AsyncSession, principal: Principal, inbox_id: int) -> Inbox:
+    """Undo `disable_inbox`: the inbox takes messages again."""
+    return await update_inbox(session, principal, inbox_id, disabled=False)
 
 
 async def describe_inboxes(session: AsyncSession, inboxes: Sequence[Inbox]) -> list[InboxOut]:
@@ -248,27 +274,35 @@ async def inbox_channel(session: AsyncSession, principal: Principal, inbox_id: i
     hit = _channel_cache.get(key)
     if hit is not None and hit[0] > time.monotonic():
         return hit[1]
-    return await _remember_channel(key, session, principal, inbox_id)
+    return (await _remember_channel(key, session, principal, inbox_id))[0]
 
 
-async def cached_inbox_channel(
+async def cached_inbox_intake(
     sessions: async_sessionmaker[AsyncSession], principal: Principal, inbox_id: int
-) -> str:
-    """The same, opening a session only on a cache miss: on the intake path even creating
-    and closing an unused session per message is measurable."""
+) -> tuple[str, bool]:
+    """The inbox's channel and whether it is disabled, opening a session only on a cache
+    miss: on the intake path even creating and closing an unused session per message is
+    measurable. Disabling drops the entry in this process; other processes notice within
+    INBOX_CACHE_SECONDS."""
     key = (str(getattr(sessions.kw.get("bind"), "url", "")), principal.workspace_id, inbox_id)
     hit = _channel_cache.get(key)
     if hit is not None and hit[0] > time.monotonic():
-        return hit[1]
+        return hit[1], hit[2]
     async with sessions() as session:
         return await _remember_channel(key, session, principal, inbox_id)
 
 
 async def _remember_channel(
     key: tuple[str, int, int], session: AsyncSession, principal: Principal, inbox_id: int
-) -> str:
+) -> tuple[str, bool]:
     inbox = await get_inbox(session, principal, inbox_id)  # 404 for another workspace's
     if len(_channel_cache) > 10_000:
         _channel_cache.clear()
-    _channel_cache[key] = (time.monotonic() + INBOX_CACHE_SECONDS, inbox.channel)
-    return inbox.channel
+    disabled = inbox.disabled_at is not None
+    _channel_cache[key] = (time.monotonic() + INBOX_CACHE_SECONDS, inbox.channel, disabled)
+    return inbox.channel, disabled
+
+
+def _forget_inbox_channel(inbox_id: int) -> None:
+    for key in [key for key in _channel_cache if key[2] == inbox_id]:
+        _channel_cache.pop(key, None)

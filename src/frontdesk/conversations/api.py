@@ -56,6 +56,9 @@ async def list_conversations(
                                    "phone, or a message")] = None,
     unread: Annotated[bool | None, Query(description="true: only those unread for you; "
                                          "false: only those you have read")] = None,
+    automatic: Annotated[bool | None, Query(description=(
+        "true: only those opened by automatic mail (out-of-office replies, alerts) that "
+        "no customer has written in since; false: only the others"))] = None,
     sort: ConversationSort = ConversationSort.NEWEST,
     cursor: Cursor = None,
     limit: Limit = 50,
@@ -66,7 +69,8 @@ async def list_conversations(
     customer message came after the last one they read, or they marked it unread."""
     filters = service.ConversationFilters(status=status, inbox_id=inbox_id, channel=channel,
                                           assignee=assignee, team_id=team_id, tag=tag,
-                                          priority=priority, q=q, unread=unread)
+                                          priority=priority, q=q, unread=unread,
+                                          automatic=automatic)
     rows, next_cursor = await service.list_conversations(db, principal, filters, cursor=cursor,
                                                          limit=limit, sort=sort)
     return ConversationPage(items=await service.to_user_out_many(db, principal, rows),

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import any_, bindparam, func, insert, literal, select, update
+from sqlalchemy import any_, bindparam, false, func, insert, literal, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.sql import ColumnElement, Select, operators
@@ -67,6 +67,11 @@ class InboundMessage:
     # even when the sender has an open conversation.
     conversation_id: int | None = None
     new_conversation: bool = False
+    # Written by a machine, not a person (the channel decides: e-mail's out-of-office
+    # replies, bounces, alerts). It is stored in the conversation it joins but changes
+    # nothing a person's message would: no reopening, no new waiting time, no unread, no
+    # place at the top of the activity sort. A conversation it opens is flagged automatic.
+    automatic: bool = False
 
 
 @dataclass(frozen=True)
@@ -82,7 +87,8 @@ class IntakeResult:
 # The columns of ConversationOut, in its order (the event payload follows it).
 _CONVERSATION_FIELDS = ("id", "inbox_id", "contact_id", "status", "priority", "assignee_id",
                         "team_id", "subject", "custom_fields", "snoozed_until",
-                        "first_response_at", "last_activity_at", "created_at", "waiting_since")
+                        "first_response_at", "last_activity_at", "created_at", "waiting_since",
+                        "automatic")
 
 
 def _workspace_key(dialect: Dialect) -> ColumnElement[Any]:
@@ -142,31 +148,42 @@ _INSERT_MESSAGES = InsertRows(
 )
 
 
-# A customer's message: the customer waits from now on, unless they were waiting already.
+# A customer's message: the customer waits from now on, unless they were waiting already;
+# a person wrote, so the conversation is no longer one only machines wrote in.
 _WAITING_SINCE = func.coalesce(Conversation.waiting_since,
                                bindparam("now", type_=Conversation.waiting_since.type))
 _TOUCH_CONVERSATION = Prepared(
     update(Conversation)
     .where(Conversation.id == bindparam("conversation_id"))
     .values(last_activity_at=bindparam("now"), updated_at=bindparam("now"),
-            last_incoming_at=bindparam("now"), waiting_since=_WAITING_SINCE)
+            last_incoming_at=bindparam("now"), waiting_since=_WAITING_SINCE,
+            automatic=false())
 )
 _TOUCH_CONVERSATIONS = Prepared(  # PostgreSQL: a batch's conversations in one statement
     update(Conversation)
     .where(Conversation.id == any_(bindparam("ids", type_=ARRAY(Conversation.id.type))))
     .values(last_activity_at=bindparam("now"), updated_at=bindparam("now"),
-            last_incoming_at=bindparam("now"), waiting_since=_WAITING_SINCE)
+            last_incoming_at=bindparam("now"), waiting_since=_WAITING_SINCE,
+            automatic=false())
 )
 _REOPEN_CONVERSATION = Prepared(
     update(Conversation)
     .where(Conversation.id == bindparam("conversation_id"))
     .values(last_activity_at=bindparam("now"), updated_at=bindparam("now"),
             status=ConversationStatus.OPEN.value, snoozed_until=None,
-            last_incoming_at=bindparam("now"), waiting_since=_WAITING_SINCE)
+            last_incoming_at=bindparam("now"), waiting_since=_WAITING_SINCE,
+            automatic=false())
+)
+# Automatic mail joining a conversation: only `updated_at` moves (the inbox's counts and
+# lists notice a change); status, waiting time, activity and unread state stay.
+_NOTE_AUTOMATIC = Prepared(
+    update(Conversation)
+    .where(Conversation.id == bindparam("conversation_id"))
+    .values(updated_at=bindparam("now"))
 )
 _NEW_CONVERSATION_COLUMNS = ("workspace_id", "inbox_id", "contact_id", "status", "priority",
                              "subject", "custom_fields", "last_activity_at", "created_at",
-                             "updated_at", "waiting_since", "last_incoming_at")
+                             "updated_at", "waiting_since", "last_incoming_at", "automatic")
 _INSERT_CONVERSATION = Prepared(
     insert(Conversation)
     .values({c: bindparam(c) for c in _NEW_CONVERSATION_COLUMNS})
@@ -212,6 +229,7 @@ def _conversation_payload(values: dict[str, Any], tags: list[str]) -> dict[str, 
         "created_at": _iso(values["created_at"]),
         "merged_into_id": None,  # a merged conversation is closed: intake never continues one
         "waiting_since": _iso(values["waiting_since"]),
+        "automatic": values["automatic"],
     }
 
 
@@ -373,6 +391,7 @@ def ingest_many(conn: Connection, inbounds: Sequence[InboundMessage]) -> list[In
     current: dict[tuple[int, int], dict[str, Any]] = {}
     touched: list[dict[str, Any]] = []
     reopened: list[dict[str, Any]] = []
+    noted: list[dict[str, Any]] = []  # joined by automatic mail only
     staged: list[tuple[int, ResolvedContact, dict[str, Any], list[tuple[EventType, Any]]]] = []
     for index, contact in zip(todo, contacts, strict=True):
         inbound = inbounds[index]
@@ -393,6 +412,7 @@ def ingest_many(conn: Connection, inbounds: Sequence[InboundMessage]) -> list[In
                     "custom_fields": {}, "snoozed_until": None, "first_response_at": None,
                     "last_activity_at": now, "created_at": now, "updated_at": now,
                     "waiting_since": now, "last_incoming_at": now,
+                    "automatic": inbound.automatic,
                 }
                 values["id"] = _INSERT_CONVERSATION.scalar(conn, values)
                 conversation = _conversation_payload(values, [])
@@ -402,8 +422,16 @@ def ingest_many(conn: Connection, inbounds: Sequence[InboundMessage]) -> list[In
                 values = dict(zip(_CONVERSATION_FIELDS, row, strict=False))
                 old_status = values["status"]
                 params = {"conversation_id": values["id"], "now": now}
+                if inbound.automatic:
+                    # Not remembered in `current`: the row is as it was, so a person's
+                    # message later in the batch continues it as if this were not there.
+                    noted.append(params)
+                    staged.append((index, contact, _conversation_payload(
+                        values, _tags(row[-1])), before))
+                    continue
                 values["last_activity_at"] = now
                 values["waiting_since"] = values["waiting_since"] or now
+                values["automatic"] = False
                 if old_status != ConversationStatus.OPEN.value:
                     reopened.append(params)
                     values.update(status=ConversationStatus.OPEN.value, snoozed_until=None)
@@ -417,6 +445,10 @@ def ingest_many(conn: Connection, inbounds: Sequence[InboundMessage]) -> list[In
                     touched.append(params)
                     conversation = _conversation_payload(values, _tags(row[-1]))
             current[pair] = conversation
+        elif conversation["automatic"] and not inbound.automatic:
+            # A person writes in a conversation a machine opened earlier in this batch.
+            touched.append({"conversation_id": conversation["id"], "now": now})
+            conversation = current[pair] = {**conversation, "automatic": False}
         staged.append((index, contact, conversation, before))
     # The conversations' new activity travels with the messages' INSERT: one round trip.
     with pipelined(conn):
@@ -426,6 +458,7 @@ def ingest_many(conn: Connection, inbounds: Sequence[InboundMessage]) -> list[In
         else:
             _TOUCH_CONVERSATION.executemany(conn, touched)
         _REOPEN_CONVERSATION.executemany(conn, reopened)
+        _NOTE_AUTOMATIC.executemany(conn, noted)
 
         # 4. The messages, then every event in the order running them one by one would give.
         message_ids = {(inbox_id, external_id): message_id for inbox_id, external_id, message_id

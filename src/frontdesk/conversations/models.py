@@ -122,6 +122,11 @@ class Conversation(Base):
     # per message), recomputed when messages move (merge, split). Agents' read positions
     # (ConversationRead) are compared with it: newer means unread.
     last_incoming_at: Mapped[datetime | None]
+    # Opened by automatic mail (an out-of-office that answers nothing of ours, a monitoring
+    # alert, a newsletter): still work, but agents can tell and filter it. Cleared when a
+    # person (the customer, not a machine) writes in it; automatic mail joining a
+    # conversation never sets it.
+    automatic: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class Tag(Base):

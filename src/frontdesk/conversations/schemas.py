@@ -39,6 +39,9 @@ class ConversationOut(BaseModel):
         default=None, description="set when this conversation was merged into that one")
     waiting_since: datetime | None = Field(
         default=None, description="since when the customer has waited for a public reply")
+    automatic: bool = Field(default=False, description=(
+        "opened by automatic mail (an out-of-office, a monitoring alert); cleared when the "
+        "customer writes in it"))
 
 
 class ConversationForUserOut(ConversationOut):

@@ -81,6 +81,7 @@ class ConversationFilters:
     priority: list[Priority] | None = None
     q: str | None = None
     unread: bool | None = None  # for the calling agent (conversations.reads)
+    automatic: bool | None = None  # opened by automatic mail (Conversation.automatic)
 
 
 _USER_ID = re.compile(r"[0-9]{1,19}")
@@ -174,6 +175,8 @@ async def _filtered(
                 Tag.name == filters.tag.strip().lower(),
             )
         )
+    if filters.automatic is not None:
+        stmt = stmt.where(Conversation.automatic.is_(filters.automatic))
     if filters.q and filters.q.strip():
         stmt = stmt.where(await _text_filter(session, ws, filters.q.strip()))
     if filters.unread is not None:

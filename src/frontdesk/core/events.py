@@ -48,10 +48,12 @@ class EventType(enum.StrEnum):
     MEMBER_ADDED = "member.added"
     MEMBER_ROLE_CHANGED = "member.role_changed"
     MEMBER_REMOVED = "member.removed"
+    MEMBER_REACTIVATED = "member.reactivated"
     TEAM_CREATED = "team.created"
     TEAM_UPDATED = "team.updated"
     TEAM_MEMBER_ADDED = "team.member_added"
     TEAM_MEMBER_REMOVED = "team.member_removed"
+    TEAM_DELETED = "team.deleted"
     WEBHOOK_CREATED = "webhook.created"
     WEBHOOK_UPDATED = "webhook.updated"
     WEBHOOK_DELETED = "webhook.deleted"
@@ -68,8 +70,9 @@ class EventType(enum.StrEnum):
 # who holds which token) are not every agent's business.
 ADMIN_EVENT_TYPES = frozenset({
     EventType.INBOX_CREATED, EventType.INBOX_UPDATED, EventType.MEMBER_ADDED,
-    EventType.MEMBER_ROLE_CHANGED, EventType.MEMBER_REMOVED, EventType.TEAM_CREATED,
-    EventType.TEAM_UPDATED, EventType.TEAM_MEMBER_ADDED, EventType.TEAM_MEMBER_REMOVED,
+    EventType.MEMBER_ROLE_CHANGED, EventType.MEMBER_REMOVED, EventType.MEMBER_REACTIVATED,
+    EventType.TEAM_CREATED, EventType.TEAM_UPDATED, EventType.TEAM_MEMBER_ADDED,
+    EventType.TEAM_MEMBER_REMOVED, EventType.TEAM_DELETED,
     EventType.WEBHOOK_CREATED, EventType.WEBHOOK_UPDATED, EventType.WEBHOOK_DELETED,
     EventType.API_TOKEN_CREATED, EventType.API_TOKEN_REVOKED,
 })

@@ -28,6 +28,8 @@ class ViewFilters(InputModel):
     assignee: str | None = Field(default=None, pattern=r"^(me|none|[1-9][0-9]{0,17})$",
                                  description="a user id, 'me' (whoever looks) or 'none'")
     q: str | None = Field(default=None, max_length=200)
+    automatic: bool | None = Field(default=None, description=(
+        "true: only conversations automatic mail opened; false: only the others"))
     sort: ConversationSort = ConversationSort.NEWEST
 
     @field_validator("tag", "q", "channel")
@@ -44,7 +46,7 @@ class ViewFilters(InputModel):
         return ConversationFilters(
             status=list(self.status) or None, inbox_id=self.inbox_id, channel=self.channel,
             assignee=self.assignee, team_id=self.team_id, tag=self.tag,
-            priority=list(self.priority) or None, q=self.q)
+            priority=list(self.priority) or None, q=self.q, automatic=self.automatic)
 
 
 def _name(value: str) -> str:

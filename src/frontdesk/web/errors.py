@@ -47,6 +47,8 @@ SERVICE_ERRORS: dict[str, str] = {
     "scheduled_message_cancelled": N_("This reply was cancelled."),
     "scheduled_message_failed": N_("This reply could not be sent."),
     "not_author": N_("Only its author or a supervisor can change a scheduled reply."),
+    # Inboxes.
+    "inbox_disabled": N_("This inbox is disabled; an admin can enable it again."),
     # Tags, views, canned responses, contacts.
     "bad_tag": N_("A tag is 1 to 100 characters."),
     "too_many_views": N_("You have too many saved views; delete one first."),

@@ -63,6 +63,7 @@ class InboxFilters:
     sort: str = ConversationSort.NEWEST.value
     saved: int | None = None  # the saved view these filters came from
     unread: bool = False  # only those unread for the agent looking (conversations.reads)
+    automatic: bool | None = None  # True: only those automatic mail opened; False: the others
 
     @classmethod
     def from_query(cls, params: QueryParams, *, default_view: str) -> InboxFilters:
@@ -82,12 +83,16 @@ class InboxFilters:
             channel=channel,
             team_id=_int(params.get("team_id")),
             tag=tag,
-            priority=",".join(_choices(params.get("priority"), PRIORITIES)) or None,
+            # "urgent,high" (links, saved views) or priority=urgent&priority=high (the
+            # filter's checkboxes): the same filter.
+            priority=",".join(_choices(",".join(params.getlist("priority")), PRIORITIES))
+            or None,
             assignee=_int(params.get("assignee")) if view == "all" else None,
             q=q,
             sort=sort if sort in SORTS else ConversationSort.NEWEST.value,
             saved=_int(params.get("saved")),
             unread=params.get("unread") == "1",
+            automatic={"1": True, "0": False}.get(params.get("automatic") or ""),
         )
 
     @classmethod
@@ -105,6 +110,7 @@ class InboxFilters:
             inbox_id=filters.inbox_id, channel=filters.channel, team_id=filters.team_id,
             tag=filters.tag, priority=",".join(p.value for p in filters.priority) or None,
             assignee=assignee, q=filters.q, sort=filters.sort.value, saved=view_id,
+            automatic=filters.automatic,
         )
 
     def to_view(self) -> ViewFilters:
@@ -116,7 +122,7 @@ class InboxFilters:
             status=[ConversationStatus(s) for s in self.statuses], inbox_id=self.inbox_id,
             channel=self.channel, team_id=self.team_id, tag=self.tag,
             priority=[Priority(p) for p in self.priorities], assignee=assignee, q=self.q,
-            sort=ConversationSort(self.sort),
+            sort=ConversationSort(self.sort), automatic=self.automatic,
         )
 
     def params(self) -> dict[str, Any]:
@@ -124,7 +130,8 @@ class InboxFilters:
                 "channel": self.channel, "team_id": self.team_id, "tag": self.tag,
                 "priority": self.priority, "assignee": self.assignee, "q": self.q,
                 "sort": None if self.sort == ConversationSort.NEWEST.value else self.sort,
-                "saved": self.saved, "unread": 1 if self.unread else None}
+                "saved": self.saved, "unread": 1 if self.unread else None,
+                "automatic": None if self.automatic is None else int(self.automatic)}
 
     @property
     def statuses(self) -> list[str]:
@@ -151,7 +158,7 @@ class InboxFilters:
             inbox_id=self.inbox_id, channel=self.channel, assignee=assignee,
             team_id=self.team_id, tag=self.tag,
             priority=[Priority(p) for p in self.priorities] or None, q=self.q,
-            unread=True if self.unread else None,
+            unread=True if self.unread else None, automatic=self.automatic,
         )
 
     def matches(self, c: ConversationOut, me: int,
@@ -177,6 +184,8 @@ class InboxFilters:
         if self.team_id is not None and c.team_id != self.team_id:
             return False
         if self.tag and self.tag not in c.tags:
+            return False
+        if self.automatic is not None and c.automatic != self.automatic:
             return False
         return not (self.priorities and c.priority.value not in self.priorities)
 
@@ -362,12 +371,13 @@ async def load_thread(
 
 async def contact_history(
     db: AsyncSession, principal: Principal, contact_id: int, *, exclude: int,
-    cursor: str | None = None,
+    cursor: str | None = None, q: str | None = None, merged: bool = True,
 ) -> tuple[list[Row], str | None]:
     """A page of the contact's other conversations (newest activity first) and the next
-    page's cursor."""
+    page's cursor; `q` and `merged` narrow them (see queries.contact_conversations)."""
     others, next_cursor = await queries.contact_conversations(
-        db, principal, contact_id, limit=HISTORY_PAGE, cursor=cursor, exclude=exclude)
+        db, principal, contact_id, limit=HISTORY_PAGE, cursor=cursor, exclude=exclude, q=q,
+        merged=merged)
     outs = await conversations.to_out_many(db, others)
     previews = await queries.last_message_previews(db, principal, [c.id for c in outs])
     return ([Row(conversation=c, contact_name="", preview=previews.get(c.id)) for c in outs],

@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 
+from frontdesk.core.errors import InvalidInput
 from frontdesk.notifications.webpush import application_server_key
 from frontdesk.web import i18n
 from frontdesk.web.security import load_secret_key
@@ -19,6 +20,18 @@ def web_router() -> APIRouter:
     # include_in_schema=False: the HTML routes are not part of the REST API's contract,
     # and schemathesis and the API docs must not see them.
     return APIRouter(prefix="/app", include_in_schema=False, dependencies=[Depends(csrf_protect)])
+
+
+def local_time(value: str, agent: Agent, refusal: str, code: str) -> datetime:
+    """A `datetime-local` field's value, read in the agent's own time zone (a value with an
+    offset keeps it). Unreadable: `InvalidInput(refusal)`, an agent's msgid, with `code`."""
+    try:
+        naive = datetime.fromisoformat(value.strip())
+    except ValueError as exc:
+        raise InvalidInput(refusal, code=code) from exc
+    if naive.tzinfo is not None:
+        return naive
+    return naive.replace(tzinfo=agent.tz)
 
 
 def is_htmx(request: Request) -> bool:

@@ -10,8 +10,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import func, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 
 from frontdesk.accounts.service import Principal
 from frontdesk.contacts.models import Contact
@@ -247,15 +248,27 @@ async def last_message_previews(
 
 async def contact_conversations(
     session: AsyncSession, principal: Principal, contact_id: int, *, limit: int = 20,
-    cursor: str | None = None, exclude: int | None = None,
+    cursor: str | None = None, exclude: int | None = None, q: str | None = None,
+    merged: bool = True,
 ) -> tuple[list[Conversation], str | None]:
     """A page of the contact's conversations on every inbox, newest activity first (a
-    keyset page: the cursor holds the last row's activity time and id), without `exclude`;
-    and the next page's cursor."""
+    keyset page: the cursor holds the last row's activity time and id), without `exclude`
+    (and, unless `merged`, without those merged into another); and the next page's
+    cursor. `q`: only those whose number is it ("#12" or "12") or whose subject holds it."""
     stmt = select(Conversation).where(Conversation.workspace_id == principal.workspace_id,
                                       Conversation.contact_id == contact_id)
     if exclude is not None:
         stmt = stmt.where(Conversation.id != exclude)
+    if not merged:
+        stmt = stmt.where(Conversation.merged_into_id.is_(None))
+    text = (q or "").strip().lstrip("#").strip()
+    if text:
+        escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        matches: list[ColumnElement[bool]] = [
+            Conversation.subject.ilike(f"%{escaped}%", escape="\\")]
+        if text.isdigit() and len(text) <= 18:
+            matches.append(Conversation.id == int(text))
+        stmt = stmt.where(or_(*matches))
     key = tuple_(Conversation.last_activity_at, Conversation.id)
     if cursor:
         at, before_id = decode_cursor(cursor, 2)

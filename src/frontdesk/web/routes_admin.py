@@ -9,9 +9,10 @@ flash on the same page.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Annotated, Any
 
-from fastapi import Form, Request
+from fastapi import BackgroundTasks, Form, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
 
@@ -89,8 +90,10 @@ async def users_page(request: Request, db: DbSession, agent: SupervisorAgent) ->
         for user_id in member_ids:
             teams_of.setdefault(user_id, []).append(team.name)
     admins = sum(1 for _, role in members if role is Role.ADMIN)
+    former = (await accounts.list_former_members(db, agent.principal)
+              if agent.principal.role.at_least(Role.ADMIN) else [])
     return _admin_page(request, agent, "admin/users.html", "users", members=members,
-                       teams_of=teams_of, admins=admins, roles=list(Role))
+                       teams_of=teams_of, admins=admins, roles=list(Role), former=former)
 
 
 @router.post("/admin/users")
@@ -151,6 +154,23 @@ async def deactivate_user(
     return redirect(request, "/app/admin/users")
 
 
+@router.post("/admin/users/{user_id}/reactivate")
+async def reactivate_user(
+    user_id: PathId, request: Request, db: DbSession, agent: AdminAgent,
+    role: Annotated[str, Form(max_length=20)] = Role.AGENT.value,
+) -> Response:
+    try:
+        new_role = Role(role)
+    except ValueError as exc:
+        raise InvalidInput(N_("Choose a role."), code="bad_role") from exc
+    try:
+        await accounts.reactivate_member(db, agent.principal, user_id, new_role)
+    except FrontdeskError as exc:
+        return _refused(request, exc, "/app/admin/users")
+    flash(request, N_("The member is back, with the role you chose."))
+    return redirect(request, "/app/admin/users")
+
+
 # --- teams ------------------------------------------------------------------------------
 
 
@@ -188,6 +208,15 @@ async def rename_team(
     except FrontdeskError as exc:
         return _refused(request, exc, "/app/admin/teams")
     flash(request, N_("The team is renamed."))
+    return redirect(request, "/app/admin/teams")
+
+
+@router.post("/admin/teams/{team_id}/delete")
+async def delete_team(
+    team_id: PathId, request: Request, db: DbSession, agent: AdminAgent
+) -> Response:
+    await accounts.delete_team(db, agent.principal, team_id)
+    flash(request, N_("The team is deleted; its conversations no longer have a team."))
     return redirect(request, "/app/admin/teams")
 
 
@@ -252,6 +281,28 @@ async def rename_inbox(
     return redirect(request, "/app/admin/inboxes")
 
 
+@router.post("/admin/inboxes/{inbox_id}/disable")
+async def disable_inbox(
+    inbox_id: PathId, request: Request, db: DbSession, agent: AdminAgent, runtime: RuntimeDep,
+    background: BackgroundTasks,
+) -> Response:
+    await channels.disable_inbox(db, agent.principal, inbox_id)
+    background.add_task(runtime.imap_pollers.wake)  # after the commit: stop its mailbox
+    flash(request, N_("The inbox is disabled: it takes no new messages."))
+    return redirect(request, "/app/admin/inboxes")
+
+
+@router.post("/admin/inboxes/{inbox_id}/enable")
+async def enable_inbox(
+    inbox_id: PathId, request: Request, db: DbSession, agent: AdminAgent, runtime: RuntimeDep,
+    background: BackgroundTasks,
+) -> Response:
+    await channels.enable_inbox(db, agent.principal, inbox_id)
+    background.add_task(runtime.imap_pollers.wake)
+    flash(request, N_("The inbox is enabled: it takes messages again."))
+    return redirect(request, "/app/admin/inboxes")
+
+
 # --- tags -------------------------------------------------------------------------------
 
 
@@ -263,54 +314,52 @@ async def tags_page(request: Request, db: DbSession, agent: AdminAgent) -> Respo
                        contact_tags=await contact_tags.list_contact_tag_usage(db, agent.principal))
 
 
-@router.post("/admin/tags/rename")
-async def rename_tag(
-    request: Request, db: DbSession, agent: AdminAgent,
-    name: Annotated[str, Form(max_length=100)], new_name: Annotated[str, Form(max_length=200)],
-) -> Response:
+async def _change_then_back(request: Request, change: Awaitable[object], done: str,
+                            back: str) -> Response:
+    """Run a service change; back to `back` with `done` flashed, or with the refusal."""
     try:
-        await tag_vocabulary.rename_tag(db, agent.principal, name, new_name)
+        await change
     except FrontdeskError as exc:
-        return _refused(request, exc, "/app/admin/tags")
-    flash(request, N_("The tag is renamed on every conversation."))
-    return redirect(request, "/app/admin/tags")
+        return _refused(request, exc, back)
+    flash(request, done)
+    return redirect(request, back)
+
+
+_TagName = Annotated[str, Form(max_length=100)]
+_NewTagName = Annotated[str, Form(max_length=200)]
+_CONTACT_TAGS = "/app/admin/tags#contact-tags-title"
+
+
+@router.post("/admin/tags/rename")
+async def rename_tag(request: Request, db: DbSession, agent: AdminAgent, name: _TagName,
+                     new_name: _NewTagName) -> Response:
+    return await _change_then_back(
+        request, tag_vocabulary.rename_tag(db, agent.principal, name, new_name),
+        N_("The tag is renamed on every conversation."), "/app/admin/tags")
 
 
 @router.post("/admin/tags/delete")
-async def delete_tag(
-    request: Request, db: DbSession, agent: AdminAgent, name: Annotated[str, Form(max_length=100)],
-) -> Response:
-    try:
-        await tag_vocabulary.delete_tag(db, agent.principal, name)
-    except FrontdeskError as exc:
-        return _refused(request, exc, "/app/admin/tags")
-    flash(request, N_("The tag is deleted from every conversation."))
-    return redirect(request, "/app/admin/tags")
+async def delete_tag(request: Request, db: DbSession, agent: AdminAgent,
+                     name: _TagName) -> Response:
+    return await _change_then_back(
+        request, tag_vocabulary.delete_tag(db, agent.principal, name),
+        N_("The tag is deleted from every conversation."), "/app/admin/tags")
 
 
 @router.post("/admin/contact-tags/rename")
-async def rename_contact_tag(
-    request: Request, db: DbSession, agent: AdminAgent,
-    name: Annotated[str, Form(max_length=100)], new_name: Annotated[str, Form(max_length=200)],
-) -> Response:
-    try:
-        await contact_tags.rename_contact_tag(db, agent.principal, name, new_name)
-    except FrontdeskError as exc:
-        return _refused(request, exc, "/app/admin/tags#contact-tags-title")
-    flash(request, N_("The tag is renamed on every contact."))
-    return redirect(request, "/app/admin/tags#contact-tags-title")
+async def rename_contact_tag(request: Request, db: DbSession, agent: AdminAgent,
+                             name: _TagName, new_name: _NewTagName) -> Response:
+    return await _change_then_back(
+        request, contact_tags.rename_contact_tag(db, agent.principal, name, new_name),
+        N_("The tag is renamed on every contact."), _CONTACT_TAGS)
 
 
 @router.post("/admin/contact-tags/delete")
-async def delete_contact_tag(
-    request: Request, db: DbSession, agent: AdminAgent, name: Annotated[str, Form(max_length=100)],
-) -> Response:
-    try:
-        await contact_tags.delete_contact_tag(db, agent.principal, name)
-    except FrontdeskError as exc:
-        return _refused(request, exc, "/app/admin/tags#contact-tags-title")
-    flash(request, N_("The tag is deleted from every contact."))
-    return redirect(request, "/app/admin/tags#contact-tags-title")
+async def delete_contact_tag(request: Request, db: DbSession, agent: AdminAgent,
+                             name: _TagName) -> Response:
+    return await _change_then_back(
+        request, contact_tags.delete_contact_tag(db, agent.principal, name),
+        N_("The tag is deleted from every contact."), _CONTACT_TAGS)
 
 
 # --- webhooks ---------------------------------------------------------------------------

@@ -8,20 +8,22 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import Form, Request
+from fastapi import Form, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from frontdesk.canned import service as canned
 from frontdesk.conversations import merging, scheduling
+from frontdesk.conversations import service as conversations
 from frontdesk.conversations.schemas import MoveIn, ScheduledMessageIn, ScheduledMessageUpdate
 from frontdesk.core.deps import DbSession
 from frontdesk.core.errors import InvalidInput
 from frontdesk.core.ids import PathId
 from frontdesk.db.base import utcnow
 from frontdesk.web.i18n import N_
-from frontdesk.web.pages import base_context, redirect, web_router
+from frontdesk.web.inbox import contact_history
+from frontdesk.web.pages import base_context, local_time, redirect, web_router
 from frontdesk.web.session import Agent, CurrentAgent
 from frontdesk.web.templating import render
 
@@ -47,6 +49,24 @@ async def merge_into(
     return redirect(request, f"/app/conversations/{target}")
 
 
+@router.get("/conversations/{conversation_id}/messages/{message_id}/move-targets")
+async def move_targets(
+    conversation_id: PathId, message_id: PathId, request: Request, db: DbSession,
+    agent: CurrentAgent, q: Annotated[str, Query(max_length=200)] = "",
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> Response:
+    """The contact's conversations a message can move to, a page at a time: those whose
+    number or subject matches `q` (the move menu's search), and a "Show more" for the
+    next page. Merged ones are left out: they take no messages."""
+    conversation = await conversations.get_conversation(db, agent.principal, conversation_id)
+    targets, next_cursor = await contact_history(
+        db, agent.principal, conversation.contact_id, exclude=conversation.id, cursor=cursor,
+        q=q, merged=False)
+    return render(request, "partials/move_targets.html", base_context(
+        request, agent, conversation_id=conversation.id, message_id=message_id,
+        targets=targets, targets_cursor=next_cursor, q=q, searched=bool(q.strip())))
+
+
 @router.post("/conversations/{conversation_id}/messages/{message_id}/move")
 async def move_message(
     conversation_id: PathId, message_id: PathId, request: Request, db: DbSession,
@@ -66,13 +86,7 @@ async def move_message(
 
 def _local_time(value: str, agent: Agent) -> datetime:
     """A `datetime-local` field's value, read in the agent's own time zone."""
-    try:
-        naive = datetime.fromisoformat(value.strip())
-    except ValueError as exc:
-        raise InvalidInput(N_("Choose a date and time to send it."), code="bad_send_at") from exc
-    if naive.tzinfo is not None:
-        return naive
-    return naive.replace(tzinfo=agent.tz)
+    return local_time(value, agent, N_("Choose a date and time to send it."), "bad_send_at")
 
 
 def _form_error(exc: ValidationError) -> InvalidInput:

@@ -57,6 +57,7 @@ REFUSALS = {
                       "(FRONTDESK_IMAP_ALLOW_PRIVATE=1 allows servers on your own network)."),
     "unresolvable_host": N_("That IMAP server's name does not resolve."),
     "already_reprocessed": N_("This mail was already re-processed."),
+    "inbox_disabled": N_("This inbox is disabled; an admin can enable it again."),
     "primary_address_required": N_("The primary address cannot be removed: make another "
                                    "address primary first."),
 }

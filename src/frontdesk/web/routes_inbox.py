@@ -40,7 +40,7 @@ from frontdesk.web.inbox import (
     load_lookups,
     sort_ascending,
 )
-from frontdesk.web.pages import base_context, htmx_target, redirect, web_router
+from frontdesk.web.pages import base_context, htmx_target, local_time, redirect, web_router
 from frontdesk.web.session import Agent, CurrentAgent
 from frontdesk.web.templating import query, render
 
@@ -318,13 +318,22 @@ def _snooze_until(choice: str, agent: Agent) -> datetime:
 async def change_status(
     conversation_id: int, request: Request, db: DbSession, agent: CurrentAgent,
     status: Annotated[str, Form()], snooze: Annotated[str, Form()] = "",
+    snooze_until: Annotated[str, Form(max_length=40)] = "",
 ) -> Response:
+    """snooze: a preset (SNOOZE_CHOICES), or "custom" with `snooze_until`, a
+    `datetime-local` value in the agent's time zone (read as "Send later" reads its own)."""
     try:
         new_status = ConversationStatus(status)
     except ValueError as exc:
         raise InvalidInput(N_("Choose a status."), code="bad_status") from exc
     until = None
-    if new_status is ConversationStatus.SNOOZED:
+    if new_status is ConversationStatus.SNOOZED and snooze == "custom":
+        until = local_time(snooze_until, agent, N_("Choose a date and time to snooze until."),
+                           "bad_snooze_until")
+        if until <= utcnow():
+            raise InvalidInput(N_("Choose a time in the future to snooze until."),
+                               code="snooze_in_past")
+    elif new_status is ConversationStatus.SNOOZED:
         until = _snooze_until(snooze if snooze in SNOOZE_CHOICES else "tomorrow", agent)
     await conversations.change_status(db, agent.principal, conversation_id,
                                       StatusIn(status=new_status, snoozed_until=until))

@@ -17,15 +17,13 @@ from frontdesk.channels.email.smtp_server import SmtpServer
 from frontdesk.runtime import Runtime
 from tests.channels.email.mailmaker import make_mail
 from tests.factories import Factory, Workspace, unique
-from tests.processes import free_port
+from tests.integration.email.smtp_tools import running_smtp_server
 
 
 @pytest.fixture
 async def smtp(runtime: Runtime) -> AsyncIterator[SmtpServer]:
-    server = SmtpServer(runtime, "127.0.0.1", free_port())
-    await server.start()
-    yield server
-    await server.stop()
+    async with running_smtp_server(runtime) as server:
+        yield server
 
 
 async def deliver(server: SmtpServer, raw: bytes, sender: str, recipient: str) -> int:

@@ -7,14 +7,18 @@ import email
 import email.policy
 import ssl
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import Any
 
+import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
+from frontdesk.channels.email.smtp_server import SmtpServer
+from frontdesk.runtime import Runtime
 from tests.processes import free_port
 
 
@@ -130,3 +134,24 @@ class RecordingRelay:
                                      f"{len(self.received)} arrived")
             time.sleep(0.02)
         return self.received
+
+
+@asynccontextmanager
+async def running_smtp_server(runtime: Runtime, **options: Any) -> AsyncIterator[SmtpServer]:
+    """Frontdesk's own SMTP server on a free loopback port, for the length of a test."""
+    server = SmtpServer(runtime, "127.0.0.1", free_port(), **options)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@contextmanager
+def replies_recorded(runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> Iterator[RecordingRelay]:
+    """A recording relay that the runtime's outbound mail goes to (plain SMTP, no login)."""
+    with RecordingRelay() as recording:
+        monkeypatch.setattr(runtime.settings, "smtp_relay_host", "127.0.0.1")
+        monkeypatch.setattr(runtime.settings, "smtp_relay_port", recording.port)
+        monkeypatch.setattr(runtime.settings, "smtp_relay_security", "none")
+        yield recording

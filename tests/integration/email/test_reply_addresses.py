@@ -23,7 +23,12 @@ from frontdesk.db.base import utcnow
 from frontdesk.runtime import Runtime
 from tests.channels.email.mailmaker import make_mail, new_message_id
 from tests.factories import Factory, Workspace, unique
-from tests.integration.email.smtp_tools import Captured, RecordingRelay
+from tests.integration.email.smtp_tools import (
+    Captured,
+    RecordingRelay,
+    replies_recorded,
+    running_smtp_server,
+)
 from tests.integration.email.test_smtp_loop import (
     customer,
     delivery_of,
@@ -31,25 +36,19 @@ from tests.integration.email.test_smtp_loop import (
     stored_messages,
     wait_for_outbound,
 )
-from tests.processes import free_port
 
 _LINE_BREAKS = "\r\n\x00\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
 
 
 @pytest.fixture
 async def smtp(runtime: Runtime) -> AsyncIterator[SmtpServer]:
-    server = SmtpServer(runtime, "127.0.0.1", free_port())
-    await server.start()
-    yield server
-    await server.stop()
+    async with running_smtp_server(runtime) as server:
+        yield server
 
 
 @pytest.fixture
 def relay(runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> RecordingRelay:
-    with RecordingRelay() as recording:
-        monkeypatch.setattr(runtime.settings, "smtp_relay_host", "127.0.0.1")
-        monkeypatch.setattr(runtime.settings, "smtp_relay_port", recording.port)
-        monkeypatch.setattr(runtime.settings, "smtp_relay_security", "none")
+    with replies_recorded(runtime, monkeypatch) as recording:
         yield recording
 
 

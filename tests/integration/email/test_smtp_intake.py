@@ -21,32 +21,31 @@ from frontdesk.db.base import utcnow
 from frontdesk.runtime import Runtime
 from tests.channels.email.mailmaker import make_mail, new_message_id
 from tests.factories import Factory, Workspace, unique
-from tests.integration.email.smtp_tools import Captured, RecordingRelay
+from tests.integration.email.smtp_tools import (
+    Captured,
+    RecordingRelay,
+    replies_recorded,
+    running_smtp_server,
+)
 from tests.integration.email.test_smtp_loop import (
     send,
     sent_to,
     stored_messages,
     wait_for_outbound,
 )
-from tests.processes import free_port
 
 CORPUS = Path(__file__).parents[2] / "data" / "mail"
 
 
 @pytest.fixture
 async def server(runtime: Runtime) -> AsyncIterator[SmtpServer]:
-    smtp = SmtpServer(runtime, "127.0.0.1", free_port())
-    await smtp.start()
-    yield smtp
-    await smtp.stop()
+    async with running_smtp_server(runtime) as smtp:
+        yield smtp
 
 
 @pytest.fixture
 def relay(runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> Any:
-    with RecordingRelay() as recording:
-        monkeypatch.setattr(runtime.settings, "smtp_relay_host", "127.0.0.1")
-        monkeypatch.setattr(runtime.settings, "smtp_relay_port", recording.port)
-        monkeypatch.setattr(runtime.settings, "smtp_relay_security", "none")
+    with replies_recorded(runtime, monkeypatch) as recording:
         yield recording
 
 

@@ -23,7 +23,7 @@ from frontdesk.conversations.models import Message
 from frontdesk.runtime import Runtime
 from tests.channels.email.mailmaker import make_mail, new_message_id
 from tests.factories import Factory, Workspace, unique
-from tests.integration.email.smtp_tools import Captured, RecordingRelay
+from tests.integration.email.smtp_tools import Captured, RecordingRelay, running_smtp_server
 from tests.processes import free_port
 
 SIZE_LIMIT = 200_000
@@ -32,10 +32,8 @@ SIZE_LIMIT = 200_000
 @pytest.fixture
 async def smtp(runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[SmtpServer]:
     monkeypatch.setattr(runtime.settings, "email_max_message_bytes", SIZE_LIMIT)
-    server = SmtpServer(runtime, "127.0.0.1", free_port())
-    await server.start()
-    yield server
-    await server.stop()
+    async with running_smtp_server(runtime) as server:
+        yield server
 
 
 def customer() -> str:

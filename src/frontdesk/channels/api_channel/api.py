@@ -4,12 +4,12 @@ from fastapi import APIRouter, Request, Response
 
 from frontdesk.accounts.auth import CurrentPrincipal
 from frontdesk.channels.api_channel.schemas import IncomingAccepted, IncomingMessage
-from frontdesk.channels.service import cached_inbox_channel
+from frontdesk.channels.service import cached_inbox_intake
 from frontdesk.contacts.identities import ContactClaim, Identity
 from frontdesk.contacts.models import IdentityKind
 from frontdesk.conversations.intake import InboundMessage, Intake
 from frontdesk.core.deps import get_runtime
-from frontdesk.core.errors import Conflict
+from frontdesk.core.errors import Conflict, ErrorOut
 from frontdesk.core.ids import PathId
 
 router = APIRouter(tags=["api channel"])
@@ -21,7 +21,9 @@ CHANNEL = "api"
     "/inboxes/{inbox_id}/incoming",
     response_model=IncomingAccepted,
     status_code=201,
-    responses={200: {"model": IncomingAccepted, "description": "a repeat: already stored"}},
+    responses={200: {"model": IncomingAccepted, "description": "a repeat: already stored"},
+               409: {"model": ErrorOut, "description": "not an api inbox (code wrong_channel), "
+                                                       "or disabled (code inbox_disabled)"}},
 )
 async def push_incoming_message(
     inbox_id: PathId, body: IncomingMessage, request: Request, principal: CurrentPrincipal,
@@ -33,9 +35,13 @@ async def push_incoming_message(
     # session is opened only on a miss), no sync dependency (FastAPI would run it in a
     # worker thread), and the answer is written directly instead of through a model.
     runtime = get_runtime(request)
-    if await cached_inbox_channel(runtime.read_sessions, principal, inbox_id) != CHANNEL:
+    channel, disabled = await cached_inbox_intake(runtime.read_sessions, principal, inbox_id)
+    if channel != CHANNEL:
         raise Conflict("Messages can be pushed only into an inbox of the api channel",
                        code="wrong_channel")
+    if disabled:
+        raise Conflict(f"Inbox {inbox_id} is disabled and takes no new messages; an admin "
+                       "can enable it again", code="inbox_disabled")
     contact = body.contact
     claim = ContactClaim(
         name=contact.name, email=contact.email, phone=contact.phone,

@@ -152,10 +152,13 @@ class MailboxToPoll:
 
 async def enabled_mailboxes(session: AsyncSession) -> list[tuple[int, int, str | None,
                                                                 datetime | None]]:
-    """(id, config_version, lease_owner, lease_until) of every enabled mailbox."""
+    """(id, config_version, lease_owner, lease_until) of every enabled mailbox of an inbox
+    that is not disabled (the pollers stop a mailbox that leaves this list)."""
     rows = await session.execute(
         select(ImapMailbox.id, ImapMailbox.config_version, ImapMailbox.lease_owner,
-               ImapMailbox.lease_until).where(ImapMailbox.enabled.is_(True))
+               ImapMailbox.lease_until)
+        .join(Inbox, Inbox.id == ImapMailbox.inbox_id)
+        .where(ImapMailbox.enabled.is_(True), Inbox.disabled_at.is_(None))
         .order_by(ImapMailbox.id))
     return [(r[0], r[1], r[2], r[3]) for r in rows.all()]
 

@@ -53,6 +53,7 @@ from frontdesk.channels.email.models import (
     OutboundStatus,
     SupportAddress,
 )
+from frontdesk.channels.email.parsing import EmailAddress
 from frontdesk.channels.email.service import merged_conversations, thread_secret
 from frontdesk.channels.email.storage import attachment_store
 from frontdesk.channels.models import ChannelType, Inbox
@@ -93,11 +94,14 @@ class ReplyRecipients:
     subject: str | None
     to: str | None  # the contact's address (else the first participant's)
     to_name: str
-    cc: list[str]  # "Name <address>" of the other participants: reply-all
+    # The other participants (reply-all), "Name <address>" with names as written: stored so
+    # on the record and shown; `build_mail` encodes them (RFC 2047) in the headers.
+    cc: list[str]
 
     @property
     def to_display(self) -> str:
-        return formataddr((self.to_name, self.to)) if self.to else ""
+        """For the agent: the name as written (a header would RFC 2047-encode it)."""
+        return EmailAddress(self.to, self.to_name).readable if self.to else ""
 
 
 async def reply_recipients(session: AsyncSession, conversation_id: int) -> ReplyRecipients:
@@ -118,7 +122,8 @@ async def reply_recipients(session: AsyncSession, conversation_id: int) -> Reply
     # Names on one line: one stored before parsing made them so must not stop every reply.
     return ReplyRecipients(
         subject=conversation.subject, to=to, to_name=one_line(to_name),
-        cc=[formataddr((one_line(p.name), p.address)) for p in participants if p.address != to])
+        cc=[EmailAddress(p.address, one_line(p.name)).readable
+            for p in participants if p.address != to])
 
 
 async def reply_from_address(session: AsyncSession, inbox_id: int,
@@ -218,7 +223,7 @@ class EmailOutboundListener:
             header_message_id=header_id.strip("<>"),
             subject=reply_subject(recipients.subject or (parent.subject if parent else "")),
             from_address=address, from_name=str(settings.get("from_name") or ""),
-            to_addresses=[formataddr((recipients.to_name, to))] if to else [],
+            to_addresses=[recipients.to_display] if to else [],
             cc_addresses=cc, in_reply_to=in_reply_to, reference_ids=references,
             text=message["content"], quoted_text="",
             automatic_kind="auto-replied" if automatic else None,
@@ -276,6 +281,8 @@ def build_mail(record: EmailRecord, content: str, settings: dict[str, Any],
     mail = EmailMessage(policy=_OUTBOUND_POLICY)
     from_name = safe_header_value(str(settings.get("from_name") or ""))
     mail["From"] = formataddr((from_name, safe_header_value(record.from_address)))
+    # Records keep names as written (older ones encoded); the policy's address headers
+    # encode a non-ASCII name (RFC 2047) when the mail is written out.
     mail["To"] = ", ".join(safe_header_value(a) for a in record.to_addresses)
     if record.cc_addresses:
         mail["Cc"] = ", ".join(safe_header_value(a) for a in record.cc_addresses)

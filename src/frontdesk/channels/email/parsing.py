@@ -73,7 +73,20 @@ class EmailAddress:
     name: str = ""
 
     def __str__(self) -> str:
+        """As a header value: a non-ASCII name RFC 2047-encoded (for mail we write)."""
         return email.utils.formataddr((self.name, self.address)) if self.name else self.address
+
+    @property
+    def readable(self) -> str:
+        """For people (stored To/Cc lists, the conversation view, the API): the name as
+        written, any script, quoted only when it holds a character that would split the
+        address list ("Lee, Ann" <ann@example.com>)."""
+        if not self.name:
+            return self.address
+        name = self.name
+        if any(c in name for c in ',;:<>@"()[]\\'):
+            name = '"' + email.utils.quote(name) + '"'
+        return f"{name} <{self.address}>"
 
 
 @dataclass(frozen=True, slots=True)

@@ -106,11 +106,25 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ReceivedStatus = Literal["stored", "duplicate", "quarantined"]
+# The kinds of automatic mail (channels/email/automatic.py) that intake treats as written
+# by a machine: they reopen nothing and open conversations flagged automatic. Not "list":
+# a person writing through a mailing list (List-Id) is still a person.
+AUTOMATIC_FOR_CONVERSATIONS = frozenset({"bounce", "auto-replied", "auto-generated", "bulk"})
 MAX_EXTERNAL_ID = 512  # messages.external_id
 
 
 class NoInboxForRecipients(NotFound):
     code = "no_inbox_for_recipients"
+
+
+class RouteChanged(Exception):
+    """The address a mail was routed by no longer belongs to that inbox (a cached route
+    outlived a change of addresses): nothing was stored; route it again."""
+
+    def __init__(self, address: str | None, inbox_id: int) -> None:
+        super().__init__(f"{address!r} no longer routes to inbox {inbox_id}")
+        self.address = address
+        self.inbox_id = inbox_id
 
 
 @dataclass(frozen=True)
@@ -164,7 +178,9 @@ def base_address(address: str) -> str:
 # Routing is asked for every RCPT and every mail: remembered briefly per process. Only
 # found routes are kept (a new address works at once). A change of an inbox's addresses
 # drops its routes in the process that made it; other processes may route a removed
-# address to its former inbox for up to ROUTE_CACHE_SECONDS.
+# address to its former inbox for up to ROUTE_CACHE_SECONDS. That is only ever a guess:
+# the writer's unit checks, in the transaction that stores the mail, that the address
+# still belongs to the inbox (`_stale_routes`), and a stale route is routed again.
 ROUTE_CACHE_SECONDS = 30.0
 _route_cache: dict[tuple[str, str], tuple[float, InboxRoute]] = {}
 
@@ -204,6 +220,12 @@ async def inbox_route(runtime: Runtime, inbox_id: int) -> InboxRoute:
         return hit[1]
     routes = await _load_routes(runtime, SupportAddress.inbox_id == inbox_id)
     if not routes:
+        async with runtime.read_sessions() as session:
+            disabled = (await session.execute(select(Inbox.disabled_at).where(
+                Inbox.id == inbox_id))).scalar_one_or_none()
+        if disabled is not None:
+            raise Conflict(f"Inbox {inbox_id} is disabled and takes no new messages; an "
+                           "admin can enable it again", code="inbox_disabled")
         raise NoInboxForRecipients(f"Inbox {inbox_id} has no support address")
     _remember(database, f"#{inbox_id}", routes[0], now)
     return routes[0]
@@ -215,7 +237,8 @@ async def _load_routes(runtime: Runtime, condition: Any) -> list[InboxRoute]:
             select(SupportAddress.workspace_id, SupportAddress.inbox_id, SupportAddress.address,
                    Inbox.settings)
             .join(Inbox, Inbox.id == SupportAddress.inbox_id)
-            .where(condition)
+            # A disabled inbox receives nothing: its addresses route nowhere (SMTP 550).
+            .where(condition, Inbox.disabled_at.is_(None))
         )).all()
     by_inbox: dict[int, list[Any]] = {}
     for row in rows:
@@ -262,6 +285,9 @@ class _Prepared:
     from_quarantine: int | None = None
     participants: list[EmailAddress] = field(default_factory=list)
     support_address: str | None = None  # which of the inbox's addresses it was sent to
+    # Routed by that address (SMTP), through a cache: checked again when it is stored. Not
+    # for mail fetched for an inbox (IMAP) or re-processed in the inbox that kept it.
+    verify_route: bool = False
 
 
 async def receive_email(
@@ -278,13 +304,22 @@ async def receive_email(
         route = await inbox_route(runtime, inbox_id)
     return await receive_into_inbox(runtime, route, bytes(raw),
                                     envelope_recipients=envelope_recipients, source=source,
-                                    envelope_sender=envelope_sender)
+                                    envelope_sender=envelope_sender,
+                                    routed_by_address=inbox_id is None)
 
 
 async def receive_into_inbox(
     runtime: Runtime, route: InboxRoute, raw: bytes, *, envelope_recipients: Sequence[str],
     source: str, envelope_sender: str | None, from_quarantine: int | None = None,
+    routed_by_address: bool = True,
 ) -> ReceivedEmail:
+    """Store a mail in the inbox `route` names. `routed_by_address`: the route was found
+    for `envelope_recipients` (the SMTP server, `receive_email` without an inbox), so the
+    store step checks the addresses still belong to that inbox; if they moved meanwhile
+    (to an inbox of another workspace, even), the mail is routed again, once, and goes
+    where they belong now. An address that belongs nowhere now raises
+    `NoInboxForRecipients`; one that moved twice raises `RouteChanged` (SMTP: 451, and the
+    sender's retry is routed afresh)."""
     settings = runtime.settings
     prepared = await asyncio.to_thread(
         _prepare, settings, route, raw, tuple(envelope_recipients), source, envelope_sender,
@@ -294,7 +329,31 @@ async def receive_into_inbox(
         return await runtime.writer.submit(_Quarantine(
             route, raw, code, reason, tuple(envelope_recipients), source, envelope_sender,
             from_quarantine))
-    return await runtime.writer.submit(EmailIntake(prepared))
+    prepared.verify_route = routed_by_address
+    try:
+        return await runtime.writer.submit(EmailIntake(prepared))
+    except RouteChanged as stale:
+        if not routed_by_address:
+            raise
+        forget_inbox_routes(route.inbox_id)
+        log.info("E-mail: %s; routing the mail again", stale)
+    routes = await route_recipients(runtime, envelope_recipients)
+    if not routes:
+        raise NoInboxForRecipients("No inbox receives mail for these recipients any more")
+    results = []
+    for fresh in routes:  # the addresses may now belong to several inboxes
+        prepared_again = await asyncio.to_thread(
+            _prepare, settings, fresh, raw, tuple(envelope_recipients), source,
+            envelope_sender, from_quarantine)
+        if isinstance(prepared_again, tuple):
+            code, reason = prepared_again
+            results.append(await runtime.writer.submit(_Quarantine(
+                fresh, raw, code, reason, tuple(envelope_recipients), source,
+                envelope_sender, from_quarantine)))
+            continue
+        prepared_again.verify_route = True  # a second move raises RouteChanged: SMTP 451
+        results.append(await runtime.writer.submit(EmailIntake(prepared_again)))
+    return results[0]
 
 
 def _prepare(
@@ -473,6 +532,8 @@ class EmailIntake:
     def __call__(self, conn: Connection) -> ReceivedEmail:
         mail = self.mail
         route = mail.route
+        if _stale_routes(conn, [self]):
+            raise RouteChanged(mail.support_address, route.inbox_id)
         stored = conn.execute(
             select(Message.id, Message.conversation_id, Message.sender_contact_id)
             .where(Message.inbox_id == route.inbox_id, Message.external_id == self.external_id)
@@ -499,6 +560,8 @@ class EmailIntake:
         if (len(set(keys)) < len(keys) or len(set(senders)) < len(senders)
                 or any(u.refers_to(in_batch) for u in units)):
             raise _RunAlone("mails of this batch depend on each other")
+        if _stale_routes(conn, units):  # each alone: the stale one fails, the rest go in
+            raise _RunAlone("a mail of this batch was routed by an address that moved")
         stored = {
             (row.inbox_id, row.external_id): (row.id, row.conversation_id,
                                               row.sender_contact_id)
@@ -570,6 +633,7 @@ class EmailIntake:
             content=parsed.new_text or parsed.text, content_html=parsed.html_sanitized,
             subject=parsed.subject or None, attachments=mail.attachments,
             conversation_id=conversation_id, new_conversation=conversation_id is None,
+            automatic=parsed.automatic_kind in AUTOMATIC_FOR_CONVERSATIONS,
         )
 
     def _finish(self, conn: Connection, result: IntakeResult, conversation_id: int | None,
@@ -588,8 +652,8 @@ class EmailIntake:
             direction=Direction.INBOUND.value, header_message_id=parsed.message_id[:998],
             subject=parsed.subject[:998], from_address=mail.sender,
             from_name=self.sender_name[:320], support_address=mail.support_address,
-            to_addresses=[str(a) for a in parsed.to][:100],
-            cc_addresses=[str(a) for a in parsed.cc][:100],
+            to_addresses=[a.readable for a in parsed.to][:100],
+            cc_addresses=[a.readable for a in parsed.cc][:100],
             in_reply_to=(parsed.in_reply_to or "")[:998] or None,
             reference_ids=list(parsed.references), text=parsed.text,
             quoted_text=parsed.quoted_text, automatic_kind=parsed.automatic_kind,
@@ -610,6 +674,12 @@ class EmailIntake:
                 delivery_status=DeliveryStatus.FAILED.value, delivery_error=reason))
             conn.execute(update(OutboundEmail).where(OutboundEmail.message_id == bounced)
                          .values(status=OutboundStatus.FAILED.value, last_error=reason))
+            # Automatic mail leaves the conversation's state alone, but a failed delivery
+            # needs an agent: the bounce makes the conversation unread (not reopened).
+            conn.execute(update(Conversation).where(
+                Conversation.id == result.conversation_id).values(
+                last_incoming_at=select(Message.created_at).where(
+                    Message.id == result.message_id).scalar_subquery()))
         if conversation_id is None and self._may_acknowledge(conn, now):
             self._acknowledge(conn, result.conversation_id, now)
         if mail.from_quarantine is not None:
@@ -706,6 +776,24 @@ class EmailIntake:
         return None, note, None
 
 
+def _stale_routes(conn: Connection, units: Sequence[EmailIntake]) -> list[EmailIntake]:
+    """The units routed by an address that no longer belongs to their inbox: one indexed
+    lookup for the batch. On PostgreSQL the rows are share-locked until the commit, so an
+    admin cannot move an address between this check and the mail being stored."""
+    checked = [u for u in units if u.mail.verify_route]
+    if not checked:
+        return []
+    addresses = sorted({u.mail.support_address for u in checked if u.mail.support_address})
+    query = select(SupportAddress.address, SupportAddress.inbox_id).where(
+        SupportAddress.address.in_(addresses))
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(read=True)
+    owners = dict(conn.execute(query).tuples().all()) if addresses else {}
+    return [u for u in checked
+            if u.mail.support_address is None
+            or owners.get(u.mail.support_address) != u.mail.route.inbox_id]
+
+
 def _surviving_conversation(conn: Connection, conversation_id: int,
                             inbox_id: int) -> int | None:
     """The conversation of the inbox a reference names, following merges (an agent may
@@ -754,7 +842,7 @@ async def reprocess_quarantined(runtime: Runtime, workspace_id: int,
     route = await inbox_route(runtime, inbox_id)
     return await receive_into_inbox(runtime, route, raw, envelope_recipients=recipients,
                                     source="reprocess", envelope_sender=sender,
-                                    from_quarantine=quarantine_id)
+                                    from_quarantine=quarantine_id, routed_by_address=False)
 
 
 # -------------------------------------------------------------------- reading (API)

@@ -27,7 +27,6 @@
     if (!state) return;
     state.picker.hidden = true;
     state.picker.replaceChildren();
-    state.area.setAttribute("aria-expanded", "false");
     state.area.removeAttribute("aria-activedescendant");
     state = null;
   }
@@ -83,7 +82,6 @@
       picker.append(option);
     });
     picker.hidden = false;
-    area.setAttribute("aria-expanded", "true");
     state = { area, picker, start, matches, index: 0 };
     select(0);
   }
