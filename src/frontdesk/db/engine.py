@@ -127,14 +127,18 @@ def _ensure_sqlite_dir(url: URL) -> None:
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
 
 
-def make_async_engine(raw: str, *, writer: bool = True) -> AsyncEngine:
+def make_async_engine(raw: str, *, writer: bool = True, pre_ping: bool = True,
+                      pool_size: int = 10) -> AsyncEngine:
+    """`pre_ping=False` (PostgreSQL) skips the round trip that checks every connection as it
+    leaves the pool: for a loop that retries anyway, like the event dispatcher, whose
+    failed pass drops the dead connection and the next takes a new one."""
     url = async_url(raw)
     _ensure_sqlite_dir(url)
     kwargs: dict[str, Any] = {}
     if url.get_backend_name() == "sqlite":
         kwargs["connect_args"] = {"timeout": 15}
     else:
-        kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
+        kwargs.update(pool_size=pool_size, max_overflow=20, pool_pre_ping=pre_ping)
     engine = create_async_engine(url, **kwargs)
     if url.get_backend_name() == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
