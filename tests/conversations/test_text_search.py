@@ -240,6 +240,12 @@ async def test_postgresql_answers_short_terms_from_the_short_term_index(
             "generate_series(1, 5000) AS n WHERE id = (SELECT min(id) FROM messages "
             "WHERE workspace_id = :ws)"), {"ws": ws.id})
         await session.execute(text("SELECT gin_clean_pending_list('ix_messages_content_short')"))
+        # The index is for a workspace holding most of the messages. Other tests leave many
+        # small workspaces in this database, which would make a generic plan (blind to the
+        # workspace) expect a handful of rows per workspace and walk the workspace's btree
+        # instead: the statistics say one workspace, as in the benchmark's database.
+        await session.execute(text(
+            "ALTER TABLE messages ALTER COLUMN workspace_id SET (n_distinct = 1)"))
         await session.execute(text("ANALYZE messages"))
         for term, script in [("Ка", "ru"), ("з", "ru"), ("快递", "zh"), ("快", "zh"),
                              ("طل", "ar"), ("ع", "ar"), ("Ok", "en"), ("k", "en")]:
