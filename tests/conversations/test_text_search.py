@@ -140,27 +140,36 @@ async def test_another_workspace_finds_nothing_of_it(
         assert await _ids(api, other.admin, term) == [], term
 
 
+async def _make_it_a_big_workspace(session: AsyncSession, workspace_id: int, index: str) -> None:
+    """Make the workspace look, to the planner, like one where a text index pays off: its
+    messages many, the statistics fresh, the index settled. All of it rolls back with the
+    session (ALTER TABLE and ANALYZE are transactional in PostgreSQL)."""
+    copied = [c.name for c in Message.__table__.columns
+              if c.name not in ("id", "content", "external_id")]
+    await session.execute(text(
+        f"INSERT INTO messages ({', '.join(copied)}, content) "
+        f"SELECT {', '.join(copied)}, 'order number ' || n FROM messages, "
+        "generate_series(1, 5000) AS n WHERE id = (SELECT min(id) FROM messages "
+        "WHERE workspace_id = :ws)"), {"ws": workspace_id})
+    # New entries wait in the index's pending list (fastupdate) until VACUUM merges them;
+    # merge now, as autovacuum would have, so the plan is the settled one.
+    await session.execute(text(f"SELECT gin_clean_pending_list('{index}')"))
+    # Other tests leave many small workspaces in this database, which would make a generic
+    # plan (blind to the workspace) expect a handful of rows per workspace and walk the
+    # workspace's btree instead: the statistics say one workspace, as in the benchmark.
+    await session.execute(text(
+        "ALTER TABLE messages ALTER COLUMN workspace_id SET (n_distinct = 1)"))
+    await session.execute(text("ANALYZE messages"))
+
+
 async def test_postgresql_answers_from_the_trigram_index(
     backend: str, factory: Factory, runtime: Runtime
 ) -> None:
     if not backend.startswith("postgresql"):
         pytest.skip("SQLite has no trigram index: its search is a scan")
     ws, ids = await _workspace_in_four_scripts(factory)
-    copied = [c.name for c in Message.__table__.columns
-              if c.name not in ("id", "content", "external_id")]
     async with runtime.sessions() as session:
-        # The trigram index pays off when the workspace's messages are many, and a plan
-        # follows from the statistics: 5,000 more messages (rolled back with the session)
-        # and a fresh ANALYZE make this workspace look like one where it matters.
-        await session.execute(text(
-            f"INSERT INTO messages ({', '.join(copied)}, content) "
-            f"SELECT {', '.join(copied)}, 'order number ' || n FROM messages, "
-            "generate_series(1, 5000) AS n WHERE id = (SELECT min(id) FROM messages "
-            "WHERE workspace_id = :ws)"), {"ws": ws.id})
-        # New entries wait in the index's pending list (fastupdate) until VACUUM merges
-        # them; merge now, as autovacuum would have, so the plan is the settled one.
-        await session.execute(text("SELECT gin_clean_pending_list('ix_messages_content_trgm')"))
-        await session.execute(text("ANALYZE messages"))
+        await _make_it_a_big_workspace(session, ws.id, "ix_messages_content_trgm")
         for term, script in [("ПОТЕРЯЛСЯ", "ru"), ("还没有到", "zh"), ("يصل طلبي", "ar"),
                              ("broken", "en")]:
             matches = service._text_matches(ws.id, term, short_term_indexes=True)
@@ -229,24 +238,8 @@ async def test_postgresql_answers_short_terms_from_the_short_term_index(
     if not backend.startswith("postgresql"):
         pytest.skip("SQLite has no short-term index: its search is a scan")
     ws, ids = await _workspace_in_four_scripts(factory)
-    copied = [c.name for c in Message.__table__.columns
-              if c.name not in ("id", "content", "external_id")]
     async with runtime.sessions() as session:
-        # As in the trigram test: enough messages (rolled back with the session) that an
-        # index is worth reading, merged from the pending list, and fresh statistics.
-        await session.execute(text(
-            f"INSERT INTO messages ({', '.join(copied)}, content) "
-            f"SELECT {', '.join(copied)}, 'order number ' || n FROM messages, "
-            "generate_series(1, 5000) AS n WHERE id = (SELECT min(id) FROM messages "
-            "WHERE workspace_id = :ws)"), {"ws": ws.id})
-        await session.execute(text("SELECT gin_clean_pending_list('ix_messages_content_short')"))
-        # The index is for a workspace holding most of the messages. Other tests leave many
-        # small workspaces in this database, which would make a generic plan (blind to the
-        # workspace) expect a handful of rows per workspace and walk the workspace's btree
-        # instead: the statistics say one workspace, as in the benchmark's database.
-        await session.execute(text(
-            "ALTER TABLE messages ALTER COLUMN workspace_id SET (n_distinct = 1)"))
-        await session.execute(text("ANALYZE messages"))
+        await _make_it_a_big_workspace(session, ws.id, "ix_messages_content_short")
         for term, script in [("Ка", "ru"), ("з", "ru"), ("快递", "zh"), ("快", "zh"),
                              ("طل", "ar"), ("ع", "ar"), ("Ok", "en"), ("k", "en")]:
             matches = service._text_matches(ws.id, term, short_term_indexes=True)

@@ -123,15 +123,19 @@ async def invite_user(
     return redirect(request, "/app/admin/users")
 
 
+def _role(role: str) -> Role:
+    try:
+        return Role(role)
+    except ValueError as exc:
+        raise InvalidInput(N_("Choose a role."), code="bad_role") from exc
+
+
 @router.post("/admin/users/{user_id}/role")
 async def change_role(
     user_id: PathId, request: Request, db: DbSession, agent: AdminAgent,
     role: Annotated[str, Form(max_length=20)],
 ) -> Response:
-    try:
-        new_role = Role(role)
-    except ValueError as exc:
-        raise InvalidInput(N_("Choose a role."), code="bad_role") from exc
+    new_role = _role(role)
     try:
         await accounts.change_role(db, agent.principal, user_id, new_role)
     except FrontdeskError as exc:
@@ -159,10 +163,7 @@ async def reactivate_user(
     user_id: PathId, request: Request, db: DbSession, agent: AdminAgent,
     role: Annotated[str, Form(max_length=20)] = Role.AGENT.value,
 ) -> Response:
-    try:
-        new_role = Role(role)
-    except ValueError as exc:
-        raise InvalidInput(N_("Choose a role."), code="bad_role") from exc
+    new_role = _role(role)
     try:
         await accounts.reactivate_member(db, agent.principal, user_id, new_role)
     except FrontdeskError as exc:
