@@ -189,6 +189,12 @@ default_internal_user = {internal_user}
 mail_location = maildir:~/Maildir
 mailbox_list_index = yes
 imap_idle_notify_interval = 10 secs
+# Dovecot lets one user hold 10 connections from one address by default; the tests' pollers
+# share a few users on 127.0.0.1, and a poller of an earlier test may still hold its IDLE
+# while the next test's logs in.
+protocol imap {{
+  mail_max_userip_connections = 200
+}}
 passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {home}/passwd
