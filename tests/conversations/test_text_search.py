@@ -90,26 +90,35 @@ async def test_terms_of_one_and_two_characters_find_exactly_what_contains_them(
         assert set(await _ids(api, ws.admin, term)) == {ids[s] for s in scripts}, term
 
 
-@pytest.mark.parametrize("few_matches", [service.FEW_TEXT_MATCHES, 0])
-async def test_short_terms_find_contact_names_emails_phones_and_subjects(
-    few_matches: int, api: httpx.AsyncClient, factory: Factory,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(service, "FEW_TEXT_MATCHES", few_matches)
+async def _olga_and_a_chinese_subject(
+    api: httpx.AsyncClient, factory: Factory, subject: str
+) -> tuple[Workspace, int, int]:
+    """A workspace with Olga's conversation (Cyrillic name, e-mail, phone) and another
+    customer's under a Chinese `subject`: the workspace and the two conversations' ids."""
     ws = await factory.api_workspace()
     inbox = await factory.inbox(ws)
     olga = await factory.incoming(ws, inbox, content="hi", identifier=unique("c"),
                                   name="Ольга Петрова", email="olga@example.test",
                                   phone="+7 912 345-67-89")
     r = await api.post(f"/api/v1/inboxes/{inbox}/incoming", headers=ws.admin.headers,
-                       json={"external_id": unique("ext"), "subject": "发票 第二次",
+                       json={"external_id": unique("ext"), "subject": subject,
                              "contact": {"identifier": unique("c")}, "content": "hi"})
     assert r.status_code in (200, 201), r.text
-    assert await _ids(api, ws.admin, "ЛЬ") == [olga["conversation_id"]]
-    assert await _ids(api, ws.admin, "A@") == [olga["conversation_id"]]
-    assert await _ids(api, ws.admin, "91") == [olga["conversation_id"]]
-    assert await _ids(api, ws.admin, "发票") == [r.json()["conversation_id"]]
-    assert await _ids(api, ws.admin, "票") == [r.json()["conversation_id"]]
+    return ws, olga["conversation_id"], r.json()["conversation_id"]
+
+
+@pytest.mark.parametrize("few_matches", [service.FEW_TEXT_MATCHES, 0])
+async def test_short_terms_find_contact_names_emails_phones_and_subjects(
+    few_matches: int, api: httpx.AsyncClient, factory: Factory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(service, "FEW_TEXT_MATCHES", few_matches)
+    ws, olga, subject = await _olga_and_a_chinese_subject(api, factory, "发票 第二次")
+    assert await _ids(api, ws.admin, "ЛЬ") == [olga]
+    assert await _ids(api, ws.admin, "A@") == [olga]
+    assert await _ids(api, ws.admin, "91") == [olga]
+    assert await _ids(api, ws.admin, "发票") == [subject]
+    assert await _ids(api, ws.admin, "票") == [subject]
 
 
 @pytest.mark.parametrize("few_matches", [service.FEW_TEXT_MATCHES, 0])
@@ -118,17 +127,10 @@ async def test_contact_names_and_subjects_in_other_scripts_are_found(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(service, "FEW_TEXT_MATCHES", few_matches)
-    ws = await factory.api_workspace()
-    inbox = await factory.inbox(ws)
-    olga = await factory.incoming(ws, inbox, content="hi", identifier=unique("c"),
-                                  name="Ольга Петрова", email="olga@example.test")
-    r = await api.post(f"/api/v1/inboxes/{inbox}/incoming", headers=ws.admin.headers,
-                       json={"external_id": unique("ext"), "subject": "退款申请 第二次",
-                             "contact": {"identifier": unique("c")}, "content": "hi"})
-    assert r.status_code in (200, 201), r.text
-    assert await _ids(api, ws.admin, "ольга петр") == [olga["conversation_id"]]
-    assert await _ids(api, ws.admin, "OLGA@EXAMPLE") == [olga["conversation_id"]]
-    assert await _ids(api, ws.admin, "退款申请") == [r.json()["conversation_id"]]
+    ws, olga, subject = await _olga_and_a_chinese_subject(api, factory, "退款申请 第二次")
+    assert await _ids(api, ws.admin, "ольга петр") == [olga]
+    assert await _ids(api, ws.admin, "OLGA@EXAMPLE") == [olga]
+    assert await _ids(api, ws.admin, "退款申请") == [subject]
 
 
 async def test_another_workspace_finds_nothing_of_it(
