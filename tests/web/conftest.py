@@ -36,10 +36,12 @@ from frontdesk.accounts.service import (
     hash_password,
 )
 from frontdesk.app import create_app
+from frontdesk.channels.email.service import receive_email
 from frontdesk.channels.service import create_inbox
 from frontdesk.config import Settings
 from frontdesk.db.migrate import upgrade
 from frontdesk.runtime import Runtime
+from tests.channels.email.mailmaker import make_mail
 from tests.factories import unique
 
 CHROMIUM = "/usr/bin/chromium"
@@ -154,6 +156,28 @@ class World:
             r = api.post(f"/api/v1/inboxes/{self.inbox_id}/incoming", json=body)
         assert r.status_code in (200, 201), r.text
         return dict(r.json())
+
+    def merged_api_and_email_conversation(self) -> dict[str, Any]:
+        """Dana writes through the API channel and by e-mail (a new e-mail inbox), and the
+        mail's conversation is merged into the API one: `push`'s answer for the survivor."""
+        email = f"{unique('dana')}@customer.example"
+        by_api = self.push("Sent from the app", identifier=unique("dana"), email=email,
+                           name="Dana Mail")
+        address = f"{unique('support')}@example.com"
+        with self.api() as api:
+            r = api.post("/api/v1/inboxes", json={"name": "Mailbox", "channel": "email",
+                                                  "email": address})
+            assert r.status_code == 201, r.text
+        raw = make_mail(sender=f"Dana Mail <{email}>", to=address, body="Sent by mail")
+        received = self.server.run(lambda: receive_email(
+            self.server.runtime, raw, inbox_id=None, envelope_recipients=[address],
+            source="test"))
+        assert received.status == "stored" and received.conversation_id
+        with self.api() as api:
+            r = api.post(f"/api/v1/conversations/{by_api['conversation_id']}/merge",
+                         json={"other_id": received.conversation_id})
+            assert r.status_code == 200, r.text
+        return by_api
 
     def messages(self, conversation_id: int) -> list[dict[str, Any]]:
         with self.api() as api:

@@ -15,11 +15,8 @@ from playwright.sync_api import expect
 
 from frontdesk.accounts.models import Role
 from frontdesk.accounts.service import Principal
-from frontdesk.channels.email.service import receive_email
 from frontdesk.conversations.schemas import ReplyIn
 from frontdesk.conversations.service import reply_to_conversation
-from tests.channels.email.mailmaker import make_mail
-from tests.factories import unique
 from tests.web.conftest import (
     _BROWSER_SKIPS,
     TIMEOUT,
@@ -76,23 +73,9 @@ def _violations(page: Any, axe_source: str, within: str | None = None) -> list[s
 def _conversation_with_email_and_api_messages(world: World) -> tuple[int, int]:
     """A conversation whose thread has a message by API, one by e-mail (merged in), the
     agent's reply and a private note; and its contact."""
-    email = f"{unique('dana')}@customer.example"
-    by_api = world.push("Sent from the app", identifier=unique("dana"), email=email,
-                        name="Dana Mail")
-    address = f"{unique('support')}@example.com"
-    with world.api() as api:
-        r = api.post("/api/v1/inboxes", json={"name": "Mailbox", "channel": "email",
-                                              "email": address})
-        assert r.status_code == 201, r.text
-    raw = make_mail(sender=f"Dana Mail <{email}>", to=address, body="Sent by mail")
-    received = world.server.run(lambda: receive_email(
-        world.server.runtime, raw, inbox_id=None, envelope_recipients=[address], source="test"))
-    assert received.status == "stored" and received.conversation_id
+    by_api = world.merged_api_and_email_conversation()
     cid = int(by_api["conversation_id"])
     with world.api() as api:
-        r = api.post(f"/api/v1/conversations/{cid}/merge",
-                     json={"other_id": received.conversation_id})
-        assert r.status_code == 200, r.text
         r = api.post(f"/api/v1/conversations/{cid}/tags", json={"tags": ["billing"]})
         assert r.status_code == 200, r.text
     admin = Principal(world.admin.user_id, world.workspace_id, Role.ADMIN)

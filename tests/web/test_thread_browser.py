@@ -11,11 +11,9 @@ from playwright.sync_api import expect
 
 from frontdesk.accounts.models import Role
 from frontdesk.accounts.service import Principal
-from frontdesk.channels.email.service import receive_email
 from frontdesk.conversations.schemas import AssignIn, ReplyIn
 from frontdesk.conversations.service import assign_conversation, reply_to_conversation
 from frontdesk.web.inbox import THREAD_PAGE
-from tests.channels.email.mailmaker import make_mail
 from tests.factories import unique
 from tests.web.conftest import World, sign_in, wait_live
 
@@ -90,22 +88,7 @@ def test_show_earlier_messages_pages_back_in_place_and_live_messages_still_arriv
 def test_each_message_shows_the_channel_it_came_through_after_a_merge(
     context: Any, world: World,
 ) -> None:
-    email = f"{unique('dana')}@customer.example"
-    by_api = world.push("Sent from the app", identifier=unique("dana"), email=email,
-                        name="Dana Mail")
-    address = f"{unique('support')}@example.com"
-    with world.api() as api:
-        r = api.post("/api/v1/inboxes", json={"name": "Mailbox", "channel": "email",
-                                              "email": address})
-        assert r.status_code == 201, r.text
-    raw = make_mail(sender=f"Dana Mail <{email}>", to=address, body="Sent by mail")
-    received = world.server.run(lambda: receive_email(
-        world.server.runtime, raw, inbox_id=None, envelope_recipients=[address], source="test"))
-    assert received.status == "stored" and received.conversation_id
-    with world.api() as api:
-        r = api.post(f"/api/v1/conversations/{by_api['conversation_id']}/merge",
-                     json={"other_id": received.conversation_id})
-        assert r.status_code == 200, r.text
+    by_api = world.merged_api_and_email_conversation()
 
     page = context.new_page()
     sign_in(page, world, world.admin)

@@ -73,18 +73,28 @@ async def resolve_and_read(api: httpx.AsyncClient, ws: Workspace, conversation_i
     assert r.status_code == 200, r.text
 
 
-async def test_an_out_of_office_reply_joins_a_resolved_conversation_without_reopening_it(
+async def answered_and_resolved(
         server: SmtpServer, relay: RecordingRelay, factory: Factory, runtime: Runtime,
-        api: httpx.AsyncClient) -> None:
+        api: httpx.AsyncClient, subject: str) -> tuple[Workspace, str, str, int, Any]:
+    """A customer's mail, the agent's reply to it, the conversation resolved and read:
+    (workspace, support address, customer, conversation id, our reply as sent)."""
     ws = await factory.workspace()
     _, address = await factory.email_inbox(ws)
     sender = customer()
-    await mail_in(server, make_mail(sender=sender, to=address, subject="Broken widget"),
+    await mail_in(server, make_mail(sender=sender, to=address, subject=subject),
                   sender, address)
     [first] = await stored_messages(api, ws)
     conversation_id = first["conversation_id"]
     ours = (await agent_reply(api, runtime, relay, ws, conversation_id, sender)).message
     await resolve_and_read(api, ws, conversation_id)
+    return ws, address, sender, conversation_id, ours
+
+
+async def test_an_out_of_office_reply_joins_a_resolved_conversation_without_reopening_it(
+        server: SmtpServer, relay: RecordingRelay, factory: Factory, runtime: Runtime,
+        api: httpx.AsyncClient) -> None:
+    ws, address, sender, conversation_id, ours = await answered_and_resolved(
+        server, relay, factory, runtime, api, "Broken widget")
     before = await conversation(api, ws, conversation_id)
     assert before["status"] == "resolved" and before["waiting_since"] is None
     assert before["unread"] is False and before["automatic"] is False
@@ -114,15 +124,8 @@ async def test_an_out_of_office_reply_joins_a_resolved_conversation_without_reop
 async def test_a_bounce_of_our_reply_marks_it_failed_and_the_conversation_unread_not_open(
         server: SmtpServer, relay: RecordingRelay, factory: Factory, runtime: Runtime,
         api: httpx.AsyncClient) -> None:
-    ws = await factory.workspace()
-    _, address = await factory.email_inbox(ws)
-    sender = customer()
-    await mail_in(server, make_mail(sender=sender, to=address, subject="Refund"),
-                  sender, address)
-    [first] = await stored_messages(api, ws)
-    conversation_id = first["conversation_id"]
-    ours = (await agent_reply(api, runtime, relay, ws, conversation_id, sender)).message
-    await resolve_and_read(api, ws, conversation_id)
+    ws, address, sender, conversation_id, ours = await answered_and_resolved(
+        server, relay, factory, runtime, api, "Refund")
     before = await conversation(api, ws, conversation_id)
 
     code, _ = await send(server, bounce_of(ours["Message-ID"], to=address,
