@@ -1,7 +1,7 @@
 """The inbox's text search: substrings in every script, case-insensitive where the script has
 case, of every length, on both backends and both of its query shapes; on PostgreSQL the
 trigram index of migration 0009 answers terms of three characters or more and the
-short-term index of migration 0016 the shorter ones."""
+short-term index of migrations 0016 and 0017 the shorter ones."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from frontdesk.conversations import service
 from frontdesk.conversations.models import Conversation, Message
-from frontdesk.db.search import GRAMS_SEPARATOR
+from frontdesk.db import search
+from frontdesk.db.search import UNPAIRED
 from frontdesk.runtime import Runtime
 from tests.factories import Factory, Member, Workspace, unique
 
@@ -184,15 +185,17 @@ async def test_postgresql_answers_from_the_trigram_index(
             assert found == {ids[script]}, term
 
 
-async def test_short_grams_of_a_text_include_those_of_every_short_substring_in_any_case(
+async def test_the_pairs_of_a_text_answer_every_short_substring_in_any_case(
     backend: str, runtime: Runtime
 ) -> None:
     """What the short-term index can never do: miss a row. Every one- and two-character
-    substring of a text, in either case, has its grams among the text's, whatever the
-    text's length and scripts (the function pairs odd and even positions separately)."""
+    substring of a text, in either case, is answered by the text's pairs, whatever the
+    text's length and scripts (the function pairs odd and even positions separately), the
+    control characters it drops, the quotes and backslashes a tsquery must escape, and a
+    text too long to index."""
     if not backend.startswith("postgresql"):
         pytest.skip("SQLite has no short-term index")
-    alphabet = f"aZ Жж退款ع\n-{GRAMS_SEPARATOR}İ"
+    alphabet = "aZ Жж退款ع\n-'\\:*&|!İ\x01\x02\x03"
     async with runtime.sessions() as session:
         lost = (await session.execute(text(
             "WITH texts AS (SELECT n, (SELECT string_agg(substr(:alphabet, "
@@ -202,10 +205,22 @@ async def test_short_grams_of_a_text_include_those_of_every_short_substring_in_a
             "terms AS (SELECT t, substr(t, i, len) AS term FROM texts, "
             "  generate_series(1, char_length(t)) AS i, (VALUES (1), (2)) AS l(len)) "
             "SELECT t, s FROM terms, LATERAL (VALUES (upper(term)), (lower(term)), (term)) AS c(s) "
-            "WHERE strpos(s, :separator) = 0 "
-            "AND NOT frontdesk_short_grams(t) @> frontdesk_short_grams(s) LIMIT 5"),
-            {"alphabet": alphabet, "separator": GRAMS_SEPARATOR})).all()
+            "WHERE translate(s, :unpaired, '') = s "
+            "AND NOT frontdesk_short_pairs(t) @@ frontdesk_short_query(s) LIMIT 5"),
+            {"alphabet": alphabet, "unpaired": "".join(sorted(UNPAIRED))})).all()
+        # Past 65,536 characters a text is not paired but marked: it is always a candidate.
+        long_text = "退" * 70_000 + "zq"
+        found = (await session.execute(text(
+            "SELECT frontdesk_short_pairs(:t) @@ frontdesk_short_query('zq'), "
+            "frontdesk_short_pairs(:t) @@ frontdesk_short_query('x')"), {"t": long_text})).one()
     assert lost == []
+    assert tuple(found) == (True, True)
+
+
+def test_terms_with_the_characters_pairing_drops_are_not_short_terms() -> None:
+    assert search.is_short_term("退款") and search.is_short_term("a")
+    assert not search.is_short_term("")
+    assert not any(search.is_short_term(f"a{c}") for c in UNPAIRED)
 
 
 async def _plan(session: AsyncSession, query: Any, *, generic: bool) -> str:

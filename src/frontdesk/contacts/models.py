@@ -42,7 +42,7 @@ class Contact(Base):
     )
 
     id: Mapped[int] = id_column()
-    workspace_id: Mapped[int] = workspace_column()
+    workspace_id: Mapped[int] = workspace_column(indexed=False)
     name: Mapped[str] = mapped_column(String(200), default="")
     # The preferred address and number; every known one is a ContactIdentity.
     email: Mapped[str | None] = mapped_column(String(320))
@@ -62,7 +62,7 @@ class ContactIdentity(Base):
     __table_args__ = (UniqueConstraint("workspace_id", "kind", "scope", "value"),)
 
     id: Mapped[int] = id_column()
-    workspace_id: Mapped[int] = workspace_column()
+    workspace_id: Mapped[int] = workspace_column(indexed=False)
     contact_id: Mapped[int] = mapped_column(
         BigId, ForeignKey("contacts.id", ondelete="CASCADE"), index=True
     )

@@ -94,7 +94,7 @@ class Conversation(Base):
     )
 
     id: Mapped[int] = id_column()
-    workspace_id: Mapped[int] = workspace_column()
+    workspace_id: Mapped[int] = workspace_column(indexed=False)
     inbox_id: Mapped[int] = mapped_column(BigId, ForeignKey("inboxes.id", ondelete="CASCADE"))
     contact_id: Mapped[int] = mapped_column(BigId, ForeignKey("contacts.id", ondelete="CASCADE"))
     status: Mapped[str] = mapped_column(String(16), default=ConversationStatus.OPEN.value)

@@ -266,7 +266,7 @@ def _contains(column: SQLColumnExpression[Any], q: str, *,
     pattern = _like(q)
     if not short_term_index:
         return column.ilike(pattern, escape="\\")
-    return and_(search.short_grams_contain(column, q),
+    return and_(search.short_pairs_match(column, q),
                 search.unindexed(column).ilike(pattern, escape="\\"))
 
 

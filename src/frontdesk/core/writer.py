@@ -529,7 +529,7 @@ class GroupCommitWriter:
                 batch = [pending.popleft() for _ in range(min(self._max_batch, len(pending)))]
                 try:
                     if connection is None:
-                        connection = await loop.run_in_executor(executor, self._engine.connect)
+                        connection = await loop.run_in_executor(executor, _connect, self._engine)
                     for attempt in range(1, _BATCH_ATTEMPTS + 1):
                         try:
                             outcomes = await loop.run_in_executor(
@@ -668,6 +668,27 @@ class GroupCommitWriter:
             cursor.execute("RELEASE SAVEPOINT frontdesk_unit")
             return True, value, deferred
         raise AssertionError("unreachable")
+
+
+# A writer connection runs only lookups by a key some index has (the sender's identities,
+# their open conversations, repeated external ids) and inserts. PostgreSQL plans a statement
+# prepared on a connection once, generically, when it first runs often: on a new database,
+# with no statistics yet (or where autovacuum is off, as on the test machines), that plan
+# reads the whole table and hashes it, and it is kept for the connection's life, which is
+# the process's. Measured: at 10,000 messages each batch's repeat check read every message,
+# and PostgreSQL spent 0.9 ms of CPU per message instead of 0.6. Without sequential scans
+# and hash or merge joins the generic plan is the index lookup whatever the statistics say.
+_WRITER_SETTINGS_POSTGRESQL = ("SET enable_seqscan = off", "SET enable_hashjoin = off",
+                               "SET enable_mergejoin = off")
+
+
+def _connect(engine: Engine) -> Connection:
+    connection = engine.connect()
+    if connection.dialect.name == "postgresql":
+        for statement in _WRITER_SETTINGS_POSTGRESQL:
+            connection.exec_driver_sql(statement)
+        connection.commit()
+    return connection
 
 
 def _discard(connection: Connection) -> None:

@@ -61,10 +61,12 @@ def id_column() -> Mapped[int]:
     return mapped_column(BigId, primary_key=True, autoincrement=True)
 
 
-def workspace_column() -> Mapped[int]:
-    """Every tenant row carries its workspace; queries filter on it (see core.tenancy)."""
+def workspace_column(*, indexed: bool = True) -> Mapped[int]:
+    """Every tenant row carries its workspace; queries filter on it (see core.tenancy).
+    `indexed=False` where another index of the table begins with it (an index of its own
+    would only cost writes, migration 0017)."""
     return mapped_column(
-        BigId, ForeignKey("workspaces.id", ondelete="CASCADE"), index=True, nullable=False
+        BigId, ForeignKey("workspaces.id", ondelete="CASCADE"), index=indexed, nullable=False
     )
 
 

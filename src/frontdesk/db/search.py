@@ -7,9 +7,10 @@ the same ILIKE into a bitmap index scan for terms of three characters or more (m
 
 pg_trgm extracts no trigram from a shorter term, and two characters are a whole word in
 Chinese (退款, 发票) or an order number's fragment. For those, a second GIN index per column
-holds every one- and two-character substring of the lowercased text (`frontdesk_short_grams`,
-migration 0016, plain SQL: no extension needed): "contains `ab`" becomes "the row's grams
-contain those of `ab`", which the index answers.
+holds the distinct pairs of characters of the lowercased text as a tsvector
+(`frontdesk_short_pairs`, migrations 0016 and 0017, plain SQL: no extension needed; the last
+character is paired with U+0002). "Contains `ab`" becomes "has the pair `ab`", and
+"contains `a`" "has a pair beginning with `a`" (a prefix query), which the index answers.
 
 Either index only narrows: the ILIKE stays in the query and decides, so results are the
 same with or without them. SQLite keeps its scan: it has no such index.
@@ -43,17 +44,18 @@ def trigram_index(name: str, column: str) -> Index:
 
 # The longest term the short-term indexes answer: pg_trgm serves longer ones.
 SHORT_TERM_LENGTH = 2
-# What frontdesk_short_grams puts between pairs (migration 0016): a pair containing it can
-# be cut in two, so a term containing it is never looked up in the short-term index.
-GRAMS_SEPARATOR = "\x01"
+# What frontdesk_short_pairs drops from a text before pairing (migration 0017: U+0001
+# separates pairs while they are cut, U+0002 ends the text, U+0003 marks a text too long to
+# index): a term containing one is never looked up in the short-term index.
+UNPAIRED = frozenset("\x01\x02\x03")
 
 
 def short_term_index(name: str, column: str) -> Index:
-    """A PostgreSQL-only index of the one- and two-character substrings of `column`, as
-    migration 0016 creates it."""
+    """A PostgreSQL-only index of the character pairs of `column`, as migration 0017
+    creates it."""
     # fastupdate as for the trigram indexes: intake writes every message.
     return Index(
-        name, text(f"frontdesk_short_grams({column})"),
+        name, text(f"frontdesk_short_pairs({column})"),
         postgresql_using="gin",
         postgresql_with={"fastupdate": "on"},
         info={POSTGRESQL_ONLY: True},
@@ -62,15 +64,16 @@ def short_term_index(name: str, column: str) -> Index:
 
 def is_short_term(term: str) -> bool:
     """Whether the short-term indexes answer `term` (and pg_trgm would not)."""
-    return len(term) <= SHORT_TERM_LENGTH and GRAMS_SEPARATOR not in term
+    return 0 < len(term) <= SHORT_TERM_LENGTH and UNPAIRED.isdisjoint(term)
 
 
-def short_grams_contain(column: SQLColumnExpression[Any], term: str) -> ColumnElement[bool]:
-    """The condition the short-term index of `column` answers: every one- and two-character
-    substring of the lowercased `term` is one of the lowercased column's. True of every row
-    whose column contains `term` case-insensitively (ILIKE lowercases both sides the same
-    way), and of a few more: it narrows, the ILIKE decides. PostgreSQL only."""
-    return func.frontdesk_short_grams(column).bool_op("@>")(func.frontdesk_short_grams(term))
+def short_pairs_match(column: SQLColumnExpression[Any], term: str) -> ColumnElement[bool]:
+    """The condition the short-term index of `column` answers: the lowercased column has
+    the lowercased `term` as one of its pairs (two characters) or begins a pair with it
+    (one), or was too long to index. True of every row whose column contains `term`
+    case-insensitively (ILIKE lowercases both sides the same way), and of a few more: it
+    narrows, the ILIKE decides. PostgreSQL only."""
+    return func.frontdesk_short_pairs(column).bool_op("@@")(func.frontdesk_short_query(term))
 
 
 def unindexed(column: SQLColumnExpression[Any]) -> ColumnElement[str]:
