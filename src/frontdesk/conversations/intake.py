@@ -91,14 +91,14 @@ _CONVERSATION_FIELDS = ("id", "inbox_id", "contact_id", "status", "priority", "a
                         "automatic")
 
 
-def _workspace_key(dialect: Dialect) -> ColumnElement[Any]:
+def _workspace_key(_dialect: Dialect) -> ColumnElement[Any]:
+    """The open-conversation lookup's workspace condition, written `+workspace_id` (a no-op)
+    so that no index on the workspace can serve it: the contact's own index finds the row
+    at once. Without statistics, SQLite walked the workspace's activity index to skip a
+    sort, and PostgreSQL (a new database) chose the workspace's index of updates and read
+    every conversation of the workspace for each sender."""
     column: ColumnElement[Any] = Conversation.__table__.c.workspace_id
-    if dialect.name == "sqlite":
-        # Without statistics SQLite walks the workspace's activity index to skip the sort,
-        # i.e. reads every conversation of the workspace for each message. A unary + (a
-        # no-op) keeps it off that index, so the contact's own index finds the row at once.
-        return UnaryExpression(column, operator=operators.custom_op("+"))
-    return column
+    return UnaryExpression(column, operator=operators.custom_op("+"), type_=column.type)
 
 
 def _conversations(dialect: Dialect) -> Select[Any]:
