@@ -54,6 +54,18 @@ class Settings(BaseSettings):
         "(see docs/performance.md); on PostgreSQL with many cores more may help. Each "
         "sender's messages always go through the same one.",
     )
+    intake_gather_ms: float | None = Field(
+        default=None,
+        description="Under load, when a writer is about to start a batch with fewer than "
+        "FRONTDESK_INTAKE_GATHER_UNITS messages, it first waits this long for more (unset: 3 "
+        "on PostgreSQL, 0 on SQLite). On PostgreSQL every statement and commit of a batch "
+        "has a fixed cost, so half-full batches cost nearly twice as much per message: with "
+        "two serve processes 3 ms raised intake by half (docs/performance.md). Never on a "
+        "writer that was idle: a lone message starts at once.",
+    )
+    intake_gather_units: int = Field(
+        default=16, description="See FRONTDESK_INTAKE_GATHER_MS: a batch this big starts at once"
+    )
     gil_switch_interval_ms: float = Field(
         default=1.0,
         description="How long a Python thread may hold the GIL while another waits for it "

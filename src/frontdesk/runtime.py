@@ -73,8 +73,12 @@ class Runtime:
             self.wakeup = CrossProcessWakeup(self.read_engine, on_ring=self.dispatcher.wake_here)
             self.dispatcher.announce_to(self.wakeup.ring)
         writers = settings.intake_writers or (1 if self.is_sqlite else 2)
+        gather_ms = settings.intake_gather_ms
+        if gather_ms is None:
+            gather_ms = 0.0 if self.is_sqlite else 3.0
         self.writer = GroupCommitWriter(
             self.sync_engine, connections=writers, max_batch=settings.intake_max_batch,
+            gather_seconds=gather_ms / 1000, gather_units=settings.intake_gather_units,
             on_commit=self.dispatcher.wake,
         )
         # Scheduled replies go out wherever events are dispatched (serve or worker).

@@ -118,3 +118,46 @@ async def test_a_batch_that_loses_a_deadlock_runs_again_in_a_new_transaction(
     assert results == [1, 11]
     assert _values(engine) == {1: 11, 2: 11}
     engine.dispose()
+
+
+def _batch_of(seen: list[object], release: threading.Event | None = None) -> object:
+    """A unit that notes which batch ran it (the batch's cursor, kept alive here so that no
+    later batch's cursor can reuse its id), after waiting for `release` if given."""
+    def unit(conn: Connection) -> int:
+        if release is not None:
+            release.wait(10)
+        seen.append(conn.info["frontdesk.writer.cursor"])
+        return len(seen)
+    return unit
+
+
+async def test_a_loaded_writer_waits_a_moment_to_fill_its_next_batch_but_an_idle_one_never(
+    sqlite_engine: Engine,
+) -> None:
+    """With gathering on, a lone message on an idle writer starts at once; under load the
+    requests answered by one batch have a moment to join the next, instead of every batch
+    taking only the half that arrived while the other ran."""
+    gather = 0.5
+    writer = GroupCommitWriter(sqlite_engine, gather_seconds=gather, gather_units=4)
+    await writer.start()
+    seen: list[object] = []
+    release = threading.Event()
+    loop = asyncio.get_running_loop()
+    try:
+        started = loop.time()
+        await writer.submit(_batch_of(seen))
+        assert loop.time() - started < gather / 2  # idle: no pause
+
+        running = asyncio.ensure_future(writer.submit(_batch_of(seen, release)))
+        await asyncio.sleep(0.05)  # that batch is running (it waits for `release`)
+        queued = asyncio.ensure_future(writer.submit(_batch_of(seen)))
+        await asyncio.sleep(0.05)
+        release.set()
+        await running  # answered; the writer now holds back the one queued meanwhile
+        late = asyncio.ensure_future(writer.submit(_batch_of(seen)))
+        await asyncio.gather(queued, late)
+    finally:
+        await writer.stop()
+    idle_batch, loaded_batch, gathered, also_gathered = seen
+    assert gathered is also_gathered  # the late unit joined the one queued before it
+    assert len({id(idle_batch), id(loaded_batch), id(gathered)}) == 3
