@@ -15,7 +15,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from frontdesk.conversations import service
 from frontdesk.conversations.models import Conversation, Message
 from frontdesk.db import search
-from frontdesk.db.search import UNPAIRED
 from frontdesk.runtime import Runtime
 from tests.factories import Factory, Member, Workspace, unique
 
@@ -207,7 +206,7 @@ async def test_the_pairs_of_a_text_answer_every_short_substring_in_any_case(
             "SELECT t, s FROM terms, LATERAL (VALUES (upper(term)), (lower(term)), (term)) AS c(s) "
             "WHERE translate(s, :unpaired, '') = s "
             "AND NOT frontdesk_short_pairs(t) @@ frontdesk_short_query(s) LIMIT 5"),
-            {"alphabet": alphabet, "unpaired": "".join(sorted(UNPAIRED))})).all()
+            {"alphabet": alphabet, "unpaired": "".join(sorted(search.UNPAIRED))})).all()
         # Past 65,536 characters a text is not paired but marked: it is always a candidate.
         long_text = "退" * 70_000 + "zq"
         found = (await session.execute(text(
@@ -220,7 +219,7 @@ async def test_the_pairs_of_a_text_answer_every_short_substring_in_any_case(
 def test_terms_with_the_characters_pairing_drops_are_not_short_terms() -> None:
     assert search.is_short_term("退款") and search.is_short_term("a")
     assert not search.is_short_term("")
-    assert not any(search.is_short_term(f"a{c}") for c in UNPAIRED)
+    assert not any(search.is_short_term(f"a{c}") for c in search.UNPAIRED)
 
 
 async def _plan(session: AsyncSession, query: Any, *, generic: bool) -> str:

@@ -14,6 +14,13 @@ from tests.web.test_web_http import MakeClient, browser_client, signed_in
 __all__ = ["browser_client"]  # the fixture, shared with test_web_http
 
 
+async def _prefer(client: httpx.AsyncClient, token: str, locale: str, time_zone: str) -> None:
+    """The signed-in agent's language and time zone, set on their preferences page."""
+    r = await client.post("/app/settings/preferences",
+                          data={"locale": locale, "time_zone": time_zone, "csrf_token": token})
+    assert r.status_code == 303
+
+
 async def test_the_tools_need_the_csrf_token_and_another_workspaces_ids_are_not_found(
     browser_client: MakeClient, factory: Factory, api: httpx.AsyncClient,
 ) -> None:
@@ -56,9 +63,7 @@ async def test_scheduling_reads_the_time_in_the_agents_zone_and_escapes_the_text
     conv = await factory.conversation(ws)
     cid = conv["conversation_id"]
     client, token = await signed_in(browser_client, ws.admin)
-    r = await client.post("/app/settings/preferences",
-                          data={"locale": "en", "time_zone": "Asia/Tokyo", "csrf_token": token})
-    assert r.status_code == 303
+    await _prefer(client, token, "en", "Asia/Tokyo")
     r = await client.post(f"/app/conversations/{cid}/schedule",
                           data={"content": "<script>alert(1)</script>",
                                 "send_at": "2099-06-01T09:00", "csrf_token": token},
@@ -115,9 +120,7 @@ async def test_a_refused_merge_is_explained_in_the_agents_language(
     ws = await factory.workspace()
     one, two = await factory.conversation(ws), await factory.conversation(ws)
     client, token = await signed_in(browser_client, ws.admin)
-    r = await client.post("/app/settings/preferences",
-                          data={"locale": "ru", "time_zone": "UTC", "csrf_token": token})
-    assert r.status_code == 303
+    await _prefer(client, token, "ru", "UTC")
     r = await client.post(f"/app/conversations/{one['conversation_id']}/merge-into",
                           data={"target_id": str(two["conversation_id"]), "csrf_token": token},
                           headers={"HX-Request": "true"})
@@ -157,9 +160,7 @@ async def test_a_merged_conversation_points_to_its_survivor_and_refuses_replies_
         assert 'data-code="conversation_merged"' in r.text
         assert "This conversation was merged into another one; continue there." in r.text
     # In the agent's language, like every other refusal.
-    r = await client.post("/app/settings/preferences",
-                          data={"locale": "ru", "time_zone": "UTC", "csrf_token": token})
-    assert r.status_code == 303
+    await _prefer(client, token, "ru", "UTC")
     r = await client.post(f"/app/conversations/{merged}/reply",
                           data={"content": "Ещё здесь?", "csrf_token": token}, headers=hx)
     assert r.status_code == 409 and "Этот разговор объединён с другим; продолжайте там." in r.text
@@ -177,9 +178,7 @@ async def test_snoozing_until_a_chosen_time_reads_it_in_the_agents_zone(
     ws = await factory.workspace()
     cid = (await factory.conversation(ws))["conversation_id"]
     client, token = await signed_in(browser_client, ws.admin)
-    r = await client.post("/app/settings/preferences",
-                          data={"locale": "en", "time_zone": "Asia/Tokyo", "csrf_token": token})
-    assert r.status_code == 303
+    await _prefer(client, token, "en", "Asia/Tokyo")
     page = await client.get(f"/app/conversations/{cid}")
     assert f'id="snooze-until-{cid}" type="datetime-local"' in page.text
 
@@ -200,9 +199,7 @@ async def test_snoozing_until_a_past_or_unreadable_time_is_refused_in_the_agents
     ws = await factory.workspace()
     cid = (await factory.conversation(ws))["conversation_id"]
     client, token = await signed_in(browser_client, ws.admin)
-    r = await client.post("/app/settings/preferences",
-                          data={"locale": "ru", "time_zone": "UTC", "csrf_token": token})
-    assert r.status_code == 303
+    await _prefer(client, token, "ru", "UTC")
     for value, english in (("2001-01-01T09:00", "Choose a time in the future to snooze until."),
                            ("soon", "Choose a date and time to snooze until.")):
         r = await client.post(f"/app/conversations/{cid}/status",

@@ -25,6 +25,7 @@ on the hottest path. Two changes, measured on PostgreSQL (docs/performance.md):
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Sequence
 
 import sqlalchemy as sa
@@ -65,32 +66,22 @@ LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
 $$
 """
 
-# (index, table, column): what frontdesk.db.search.short_term_index declares in the models.
-SHORT_TERM_INDEXES = (
-    ("ix_messages_content_short", "messages", "content"),
-    ("ix_conversations_subject_short", "conversations", "subject"),
-    ("ix_contacts_name_short", "contacts", "name"),
-    ("ix_contacts_email_short", "contacts", "email"),
-    ("ix_contacts_phone_short", "contacts", "phone"),
-)
-
 REDUNDANT_WORKSPACE_INDEXES = (
     ("ix_contacts_workspace_id", "contacts"),
     ("ix_contact_identities_workspace_id", "contact_identities"),
     ("ix_conversations_workspace_id", "conversations"),
 )
 
-# Migration 0016's function, for the downgrade.
-SHORT_GRAMS_FUNCTION = r"""
-CREATE OR REPLACE FUNCTION frontdesk_short_grams(t text) RETURNS text[]
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
-  SELECT string_to_array(
-           rtrim(regexp_replace(lower(t), '(..)', E'\\1\x01', 'g'), E'\x01'), E'\x01')
-      || string_to_array(
-           rtrim(regexp_replace(substr(lower(t), 2), '(..)', E'\\1\x01', 'g'), E'\x01'), E'\x01')
-      || string_to_array(lower(t), NULL)
-$$
-"""
+# Migration 0016: the same indexes (by name) and its function, which the downgrade restores.
+_0016 = importlib.import_module("frontdesk.db.migrations.versions.0016_short_term_search")
+
+
+def _rebuild_short_term_indexes(function: str) -> None:
+    for name, table, column in _0016.SHORT_TERM_INDEXES:
+        op.execute(sa.text(f'DROP INDEX IF EXISTS "{name}"'))
+        op.execute(sa.text(
+            f'CREATE INDEX "{name}" ON {table} USING gin '
+            f"({function}({column})) WITH (fastupdate = on)"))
 
 
 def upgrade() -> None:
@@ -100,11 +91,7 @@ def upgrade() -> None:
         return
     op.execute(sa.text(SHORT_PAIRS_FUNCTION))
     op.execute(sa.text(SHORT_QUERY_FUNCTION))
-    for name, table, column in SHORT_TERM_INDEXES:
-        op.execute(sa.text(f'DROP INDEX IF EXISTS "{name}"'))
-        op.execute(sa.text(
-            f'CREATE INDEX "{name}" ON {table} USING gin '
-            f"(frontdesk_short_pairs({column})) WITH (fastupdate = on)"))
+    _rebuild_short_term_indexes("frontdesk_short_pairs")
     op.execute(sa.text("DROP FUNCTION IF EXISTS frontdesk_short_grams(text)"))
 
 
@@ -113,11 +100,7 @@ def downgrade() -> None:
         op.create_index(name, table, ["workspace_id"], if_not_exists=True)
     if op.get_bind().dialect.name != "postgresql":
         return
-    op.execute(sa.text(SHORT_GRAMS_FUNCTION))
-    for name, table, column in SHORT_TERM_INDEXES:
-        op.execute(sa.text(f'DROP INDEX IF EXISTS "{name}"'))
-        op.execute(sa.text(
-            f'CREATE INDEX "{name}" ON {table} USING gin '
-            f"(frontdesk_short_grams({column})) WITH (fastupdate = on)"))
+    op.execute(sa.text(_0016.SHORT_GRAMS_FUNCTION))
+    _rebuild_short_term_indexes("frontdesk_short_grams")
     op.execute(sa.text("DROP FUNCTION IF EXISTS frontdesk_short_query(text)"))
     op.execute(sa.text("DROP FUNCTION IF EXISTS frontdesk_short_pairs(text)"))
